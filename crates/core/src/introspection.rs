@@ -1,0 +1,121 @@
+//! The introspection endpoint (RFC 7662).
+
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+use serde_json::{json, Map, Value};
+
+use crate::client_auth::authenticate_client;
+use crate::config::TokenTypeHint;
+use crate::crypto::TokenDigest;
+use crate::error::OAuthError;
+use crate::server::{with_outcome, AuthorizationServer, Outcome};
+use crate::store::Store;
+use crate::token::Failure;
+use crate::wire::{error_response, json_value_response, parse_post_form};
+
+impl<S: Store> AuthorizationServer<S> {
+    /// `POST /oauth2/introspect`. The caller must authenticate as a confidential client (RFC 7662
+    /// §2.1: "the endpoint MUST also require some form of authorization"). A client sees its own
+    /// tokens; a client registered with `introspect` (a resource server) sees any. Anything else —
+    /// unknown, expired, revoked, used, or not the caller's — is `{"active": false}` (§2.2).
+    pub async fn introspect(&self, request: Request<Bytes>) -> Response<Bytes> {
+        match self.introspect_inner(&request).await {
+            Ok(Some(claims)) => with_outcome(
+                json_value_response(StatusCode::OK, &claims),
+                Outcome::Active,
+            ),
+            Ok(None) => with_outcome(
+                json_value_response(StatusCode::OK, &json!({"active": false})),
+                Outcome::Inactive,
+            ),
+            Err(f) => with_outcome(error_response(&f.error), f.outcome),
+        }
+    }
+
+    async fn introspect_inner(&self, request: &Request<Bytes>) -> Result<Option<Value>, Failure> {
+        let (form, _) = parse_post_form(request, &[])?;
+        let token = form
+            .get("token")
+            .ok_or_else(|| OAuthError::invalid_request("missing token"))?;
+        let caller = authenticate_client(&self.store, request.headers(), &form, false)
+            .await?
+            .client;
+        let digest = TokenDigest::of(token);
+        let now = self.clock.now();
+        let may_see = |owner: &str| caller.introspect || owner == caller.client_id;
+        let order = match form.get("token_type_hint").and_then(TokenTypeHint::parse) {
+            Some(TokenTypeHint::RefreshToken) => {
+                [TokenTypeHint::RefreshToken, TokenTypeHint::AccessToken]
+            }
+            _ => [TokenTypeHint::AccessToken, TokenTypeHint::RefreshToken],
+        };
+        for kind in order {
+            match kind {
+                TokenTypeHint::AccessToken => {
+                    if let Some(t) = self.store.find_access_token(&digest).await? {
+                        if !t.is_active(now) || !may_see(&t.record.client_id) {
+                            return Ok(None);
+                        }
+                        let r = &t.record;
+                        return Ok(Some(self.claims(
+                            "Bearer",
+                            &r.scope.to_string(),
+                            &r.client_id,
+                            r.username.as_deref(),
+                            r.issued_at,
+                            r.expires_at,
+                            &digest,
+                        )));
+                    }
+                }
+                TokenTypeHint::RefreshToken => {
+                    if let Some(t) = self.store.find_refresh_token(&digest).await? {
+                        if !t.is_active(now) || !may_see(&t.record.client_id) {
+                            return Ok(None);
+                        }
+                        let r = &t.record;
+                        return Ok(Some(self.claims(
+                            "refresh_token",
+                            &r.scope.to_string(),
+                            &r.client_id,
+                            Some(&r.username),
+                            r.issued_at,
+                            r.expires_at,
+                            &digest,
+                        )));
+                    }
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn claims(
+        &self,
+        token_type: &str,
+        scope: &str,
+        client_id: &str,
+        username: Option<&str>,
+        iat: i64,
+        exp: i64,
+        digest: &TokenDigest,
+    ) -> Value {
+        // RFC 7662 §2.2 members. `sub` is the user, or the client itself for client credentials.
+        let mut m = Map::new();
+        m.insert("active".into(), json!(true));
+        m.insert("scope".into(), json!(scope));
+        m.insert("client_id".into(), json!(client_id));
+        if let Some(u) = username {
+            m.insert("username".into(), json!(u));
+        }
+        m.insert("token_type".into(), json!(token_type));
+        m.insert("exp".into(), json!(exp));
+        m.insert("iat".into(), json!(iat));
+        m.insert("sub".into(), json!(username.unwrap_or(client_id)));
+        m.insert("aud".into(), json!(client_id));
+        m.insert("iss".into(), json!(self.config.issuer));
+        m.insert("jti".into(), json!(digest.jti()));
+        Value::Object(m)
+    }
+}

@@ -1,0 +1,263 @@
+//! Storage traits: one method per atomic operation, each backend owning its transaction
+//! (CONVENTIONS "Shape"). [`Store`] is what the endpoints need on the request path; [`AdminStore`]
+//! adds what the admin CLI needs. Backends: [`memory::MemoryStore`] here, SQLite and PostgreSQL in
+//! their own crates; the `tokenwarden-conformance` suite runs against each.
+//!
+//! Methods return `impl Future + Send` so a store can be used from any executor; this crate
+//! depends on no async runtime.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use serde::Serialize;
+
+use crate::clock::Timestamp;
+use crate::crypto::TokenDigest;
+use crate::model::{
+    AccessTokenRecord, AccessTokenState, Client, Grant, RefreshTokenRecord, RefreshTokenState, User,
+};
+
+pub mod memory;
+
+/// A storage failure. The endpoints turn it into `503 temporarily_unavailable` (never a silent
+/// success); the cause is for logs only.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The backend could not complete the operation (I/O, connection, corrupt row…).
+    #[error("storage unavailable: {0}")]
+    Unavailable(String),
+    /// A uniqueness constraint failed (client id or username taken).
+    #[error("already exists")]
+    Conflict,
+}
+
+/// The tokens minted for one successful refresh: stored together with the marking of the old
+/// refresh token as used, in one atomic step.
+#[derive(Debug, Clone)]
+pub struct RotationInput {
+    /// The new access token.
+    pub access: AccessTokenRecord,
+    /// The new refresh token (the old one's successor in the same grant).
+    pub refresh: RefreshTokenRecord,
+    /// The full token response, sealed under a key derived from the old refresh token.
+    pub sealed_response: Vec<u8>,
+}
+
+/// Outcome of [`Store::rotate_refresh_token`].
+#[derive(Debug, Clone)]
+pub enum Rotation {
+    /// The old token was current, unexpired and unrevoked; it is now used and the successor stored.
+    Rotated,
+    /// The compare-and-set failed: the old token was already used, revoked or expired. Carries the
+    /// state read in the same transaction so the caller can tell a grace-window retry from reuse.
+    NotRotated(RefreshTokenState),
+    /// No such refresh token.
+    Unknown,
+}
+
+/// Which grants an admin operation concerns.
+#[derive(Debug, Clone, Default)]
+pub struct GrantFilter {
+    /// Only this user's grants.
+    pub username: Option<String>,
+    /// Only this client's grants.
+    pub client_id: Option<String>,
+}
+
+/// How long revoked rows are kept, and the batch size for deletions.
+#[derive(Debug, Clone, Copy)]
+pub struct PurgePolicy {
+    /// Rows revoked longer ago than this are deleted (seconds).
+    pub revoked_retention: i64,
+    /// Rows deleted per statement, so a purge never holds the write lock for long.
+    pub batch_size: u32,
+}
+
+impl Default for PurgePolicy {
+    fn default() -> Self {
+        Self {
+            revoked_retention: 24 * 3600,
+            batch_size: 1000,
+        }
+    }
+}
+
+/// What a purge deleted (or would delete, on a dry run).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct PurgeCounts {
+    /// Access tokens deleted.
+    pub access_tokens: u64,
+    /// Refresh tokens deleted.
+    pub refresh_tokens: u64,
+    /// Grants deleted.
+    pub grants: u64,
+}
+
+/// The request-path storage operations.
+pub trait Store: Send + Sync {
+    /// A client by `client_id`.
+    fn find_client(
+        &self,
+        client_id: &str,
+    ) -> impl Future<Output = Result<Option<Client>, StoreError>> + Send;
+
+    /// Stores a grant-less access token (`client_credentials`). When this returns `Ok` the write
+    /// is durable.
+    fn insert_access_token(
+        &self,
+        token: &AccessTokenRecord,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Creates a grant with its first access token and, optionally, its first refresh token —
+    /// atomically.
+    fn create_grant(
+        &self,
+        grant: &Grant,
+        access: &AccessTokenRecord,
+        refresh: Option<&RefreshTokenRecord>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// An access token by digest, with its revocation state (its own or its grant's).
+    fn find_access_token(
+        &self,
+        digest: &TokenDigest,
+    ) -> impl Future<Output = Result<Option<AccessTokenState>, StoreError>> + Send;
+
+    /// A refresh token by digest, with its lifecycle state.
+    fn find_refresh_token(
+        &self,
+        digest: &TokenDigest,
+    ) -> impl Future<Output = Result<Option<RefreshTokenState>, StoreError>> + Send;
+
+    /// The refresh compare-and-set (RFC 9700 §4.14.2): if `old` is unused, unrevoked, its grant
+    /// unrevoked and `now < expires_at`, mark it used at `now` with the sealed response, insert
+    /// the new access and refresh tokens and stamp the grant's `last_refreshed_at` — all in one
+    /// transaction. Of N concurrent calls with the same `old`, exactly one gets `Rotated`.
+    fn rotate_refresh_token(
+        &self,
+        old: &TokenDigest,
+        new: &RotationInput,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<Rotation, StoreError>> + Send;
+
+    /// Revokes one access token. Idempotent.
+    fn revoke_access_token(
+        &self,
+        digest: &TokenDigest,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Revokes a grant and with it every access and refresh token in it. Returns `true` when
+    /// the grant was active before. Idempotent.
+    fn revoke_grant(
+        &self,
+        grant_id: &str,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+}
+
+/// Administration operations (the `tokenwarden client|user|grant|purge` commands).
+pub trait AdminStore: Store {
+    /// Registers a client; `Conflict` when the id is taken.
+    fn create_client(&self, client: &Client)
+        -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Every client, ordered by `client_id`.
+    fn list_clients(&self) -> impl Future<Output = Result<Vec<Client>, StoreError>> + Send;
+    /// Replaces a client's secret digest; `false` when there is no such client.
+    fn set_client_secret(
+        &self,
+        client_id: &str,
+        digest: &TokenDigest,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    /// Deletes a client after revoking all its grants and tokens, atomically. Returns the number
+    /// of grants revoked, or `None` when there is no such client.
+    fn delete_client(
+        &self,
+        client_id: &str,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<Option<u64>, StoreError>> + Send;
+    /// Creates a user; `Conflict` when the name is taken.
+    fn create_user(&self, user: &User) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// A user by name.
+    fn find_user(
+        &self,
+        username: &str,
+    ) -> impl Future<Output = Result<Option<User>, StoreError>> + Send;
+    /// Grants matching the filter, oldest first.
+    fn list_grants(
+        &self,
+        filter: &GrantFilter,
+    ) -> impl Future<Output = Result<Vec<Grant>, StoreError>> + Send;
+    /// Revokes every active grant matching the filter; returns how many.
+    fn revoke_grants(
+        &self,
+        filter: &GrantFilter,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+    /// Deletes, in batches, access tokens past expiry, refresh tokens past expiry (a used refresh
+    /// token is kept until then: reuse detection needs it), rows revoked longer ago than the
+    /// retention, and grants left without tokens. `dry_run` counts without deleting.
+    fn purge(
+        &self,
+        now: Timestamp,
+        policy: PurgePolicy,
+        dry_run: bool,
+    ) -> impl Future<Output = Result<PurgeCounts, StoreError>> + Send;
+}
+
+impl<S: Store + ?Sized> Store for Arc<S> {
+    fn find_client(
+        &self,
+        client_id: &str,
+    ) -> impl Future<Output = Result<Option<Client>, StoreError>> + Send {
+        (**self).find_client(client_id)
+    }
+    fn insert_access_token(
+        &self,
+        token: &AccessTokenRecord,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        (**self).insert_access_token(token)
+    }
+    fn create_grant(
+        &self,
+        grant: &Grant,
+        access: &AccessTokenRecord,
+        refresh: Option<&RefreshTokenRecord>,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        (**self).create_grant(grant, access, refresh)
+    }
+    fn find_access_token(
+        &self,
+        digest: &TokenDigest,
+    ) -> impl Future<Output = Result<Option<AccessTokenState>, StoreError>> + Send {
+        (**self).find_access_token(digest)
+    }
+    fn find_refresh_token(
+        &self,
+        digest: &TokenDigest,
+    ) -> impl Future<Output = Result<Option<RefreshTokenState>, StoreError>> + Send {
+        (**self).find_refresh_token(digest)
+    }
+    fn rotate_refresh_token(
+        &self,
+        old: &TokenDigest,
+        new: &RotationInput,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<Rotation, StoreError>> + Send {
+        (**self).rotate_refresh_token(old, new, now)
+    }
+    fn revoke_access_token(
+        &self,
+        digest: &TokenDigest,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
+        (**self).revoke_access_token(digest, now)
+    }
+    fn revoke_grant(
+        &self,
+        grant_id: &str,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send {
+        (**self).revoke_grant(grant_id, now)
+    }
+}
