@@ -1,0 +1,16 @@
+//! Endpoint tests of the protocol core: `http::Request<Bytes>` in, `http::Response<Bytes>` out,
+//! over the in-memory store with a manual clock — no sockets, no sleeping. Each test asserts the
+//! status, headers and body, and the stored state afterwards.
+//!
+//! One test binary (CONVENTIONS "Tests"): this file and its modules.
+
+mod support;
+
+mod client_auth;
+mod client_credentials;
+mod introspection;
+mod metadata;
+mod refresh;
+mod revocation;
+mod storage;
+mod wire;

@@ -1,0 +1,154 @@
+//! The axum adapter: routes, body limit, metrics, `/healthz`. Each OAuth handler converts the
+//! axum request into `http::Request<Bytes>`, calls the core and returns its response unchanged.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get};
+use axum::Router;
+use bytes::Bytes;
+use http::header::CONTENT_TYPE;
+use http::{HeaderValue, StatusCode};
+use tokenwarden_core::error::{ErrorCode, OAuthError};
+use tokenwarden_core::metadata::{
+    INTROSPECTION_PATH, REVOCATION_PATH, TOKEN_PATH, WELL_KNOWN_PATH,
+};
+use tokenwarden_core::store::Store;
+use tokenwarden_core::wire::{error_response, MAX_BODY_BYTES};
+use tokenwarden_core::{AuthorizationServer, Outcome};
+
+use crate::backend::Health;
+use crate::metrics::Metrics;
+
+/// Shared state of the HTTP handlers.
+pub struct AppState<S> {
+    /// The protocol core.
+    pub server: AuthorizationServer<S>,
+    /// Metrics registry.
+    pub metrics: Metrics,
+}
+
+/// The application router: every route of INTERFACE.md implemented so far.
+pub fn router<S: Store + Health + 'static>(state: Arc<AppState<S>>) -> Router {
+    Router::new()
+        .route(TOKEN_PATH, any(token::<S>))
+        .route(REVOCATION_PATH, any(revoke::<S>))
+        .route(INTROSPECTION_PATH, any(introspect::<S>))
+        .route(WELL_KNOWN_PATH, any(metadata::<S>))
+        .route("/healthz", get(healthz::<S>))
+        .route("/metrics", get(metrics::<S>))
+        .with_state(state)
+}
+
+/// Reads the body up to the 64 KiB limit; a larger body is answered `413` without reading on.
+async fn buffered(request: Request) -> Result<http::Request<Bytes>, Response> {
+    let (parts, body) = request.into_parts();
+    match axum::body::to_bytes(body, MAX_BODY_BYTES + 1).await {
+        Ok(bytes) => Ok(http::Request::from_parts(parts, bytes)),
+        Err(_) => Err(core_response(error_response(
+            &OAuthError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                ErrorCode::InvalidRequest,
+                "request body exceeds 64 KiB",
+            )
+            .into(),
+        ))),
+    }
+}
+
+fn core_response(response: http::Response<Bytes>) -> Response {
+    response.map(Body::from)
+}
+
+/// Runs one OAuth endpoint: buffer, call the core, record metrics.
+async fn endpoint<F, Fut>(
+    metrics: &Metrics,
+    name: &'static str,
+    request: Request,
+    call: F,
+) -> Response
+where
+    F: FnOnce(http::Request<Bytes>) -> Fut,
+    Fut: Future<Output = http::Response<Bytes>>,
+{
+    #[allow(clippy::disallowed_methods)] // monotonic latency measurement, not a wall-clock read
+    let started = std::time::Instant::now();
+    let response = match buffered(request).await {
+        Ok(request) => call(request).await,
+        Err(response) => {
+            metrics.record(
+                name,
+                Some(Outcome::Rejected),
+                response.status().as_u16(),
+                started.elapsed().as_secs_f64(),
+            );
+            return response;
+        }
+    };
+    let outcome = response.extensions().get::<Outcome>().copied();
+    metrics.record(
+        name,
+        outcome,
+        response.status().as_u16(),
+        started.elapsed().as_secs_f64(),
+    );
+    core_response(response)
+}
+
+async fn token<S: Store + Health + 'static>(
+    State(st): State<Arc<AppState<S>>>,
+    request: Request,
+) -> Response {
+    endpoint(&st.metrics, "token", request, |r| st.server.token(r)).await
+}
+
+async fn revoke<S: Store + Health + 'static>(
+    State(st): State<Arc<AppState<S>>>,
+    request: Request,
+) -> Response {
+    endpoint(&st.metrics, "revoke", request, |r| {
+        st.server.create_revocation_response(r)
+    })
+    .await
+}
+
+async fn introspect<S: Store + Health + 'static>(
+    State(st): State<Arc<AppState<S>>>,
+    request: Request,
+) -> Response {
+    endpoint(&st.metrics, "introspect", request, |r| {
+        st.server.introspect(r)
+    })
+    .await
+}
+
+async fn metadata<S: Store + Health + 'static>(
+    State(st): State<Arc<AppState<S>>>,
+    request: Request,
+) -> Response {
+    let server = &st.server;
+    endpoint(&st.metrics, "metadata", request, |r| async move {
+        server.metadata(&r)
+    })
+    .await
+}
+
+async fn healthz<S: Store + Health + 'static>(State(st): State<Arc<AppState<S>>>) -> Response {
+    if st.server.store().healthy().await {
+        (StatusCode::OK, "ok").into_response()
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, "database unavailable").into_response()
+    }
+}
+
+async fn metrics<S: Store + Health + 'static>(State(st): State<Arc<AppState<S>>>) -> Response {
+    let mut response = st.metrics.render().into_response();
+    response.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    response
+}

@@ -1,0 +1,205 @@
+//! `tokenwarden serve`: bind, build the app, run until SIGINT/SIGTERM, let in-flight requests
+//! finish, close the database. Also the background purge and `--demo`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context as _};
+use tokenwarden_core::clock::SystemClock;
+use tokenwarden_core::model::GrantType;
+use tokenwarden_core::random::OsRandom;
+use tokenwarden_core::secret::Password;
+use tokenwarden_core::store::{AdminStore, PurgePolicy};
+use tokenwarden_core::{AuthorizationServer, Config};
+
+use crate::admin::{self, NewClient};
+use crate::backend;
+use crate::cli::ServeArgs;
+use crate::http::{router, AppState};
+use crate::metrics::Metrics;
+
+/// RFC 8414 §2: the issuer "is a URL that uses the "https" scheme and has no query or fragment
+/// components". Plain http is accepted for loopback and development; query and fragment never.
+fn validate_issuer(issuer: &str) -> anyhow::Result<()> {
+    if !(issuer.starts_with("https://") || issuer.starts_with("http://"))
+        || issuer.contains(['?', '#'])
+    {
+        bail!("--issuer must be an http(s) URL without query or fragment");
+    }
+    Ok(())
+}
+
+/// Runs the server until a shutdown signal.
+pub async fn run(args: ServeArgs, database: &str) -> anyhow::Result<()> {
+    let store = backend::open(database).await?;
+    let listener = tokio::net::TcpListener::bind(&args.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let addr = listener.local_addr()?;
+    let issuer = args
+        .issuer
+        .clone()
+        .unwrap_or_else(|| format!("http://{addr}"));
+    validate_issuer(&issuer)?;
+    let mut config = Config::new(issuer);
+    config.access_token_ttl = args.access_token_ttl;
+    config.refresh_token_ttl = args.refresh_token_ttl;
+    config.auth_code_ttl = args.auth_code_ttl;
+    config.refresh_grace = args.refresh_grace;
+    config.revocation.revoke_access_cascades = args.revoke_access_cascades;
+    config.revocation.enable_jsonp = args.revocation_jsonp;
+    if config.access_token_ttl <= 0 || config.refresh_token_ttl <= 0 {
+        bail!("token lifetimes must be positive");
+    }
+    let state = Arc::new(AppState {
+        server: AuthorizationServer::new(store, config, Arc::new(SystemClock), Arc::new(OsRandom)),
+        metrics: Metrics::default(),
+    });
+    if args.demo {
+        demo(&state.server).await.context("--demo setup failed")?;
+    }
+    let purge = (args.purge_interval > 0).then(|| {
+        let state = Arc::clone(&state);
+        let every = Duration::from_secs(args.purge_interval.unsigned_abs());
+        tokio::spawn(async move { purge_loop(state, every).await })
+    });
+    eprintln!(
+        "tokenwarden listening on http://{addr} (issuer {})",
+        state.server.config().issuer
+    );
+    let served = axum::serve(listener, router(Arc::clone(&state)))
+        .with_graceful_shutdown(shutdown_signal())
+        .await;
+    if let Some(task) = purge {
+        task.abort();
+    }
+    state.server.store().close().await;
+    tracing::info!("shut down cleanly");
+    served.context("server error")
+}
+
+async fn purge_loop<S: AdminStore>(state: Arc<AppState<S>>, every: Duration) {
+    let mut interval = tokio::time::interval(every);
+    loop {
+        interval.tick().await;
+        match state
+            .server
+            .store()
+            .purge(state.server.now(), PurgePolicy::default(), false)
+            .await
+        {
+            Ok(c) => tracing::info!(
+                access_tokens = c.access_tokens,
+                refresh_tokens = c.refresh_tokens,
+                grants = c.grants,
+                "purge"
+            ),
+            Err(e) => tracing::warn!(error = %e, "purge failed"),
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { () = ctrl_c => {}, () = term => {} }
+    tracing::info!("shutdown signal received; finishing in-flight requests");
+}
+
+/// Creates (idempotently) the demo user and clients, gives the demo clients fresh secrets (a
+/// secret is shown only once, so a restart mints new ones), mints a demo user grant, and prints
+/// curl lines for every flow to stderr.
+async fn demo<S: AdminStore>(server: &AuthorizationServer<S>) -> anyhow::Result<()> {
+    let store = server.store();
+    let random = server.random();
+    let now = server.now();
+    if store.find_user("demo").await?.is_none() {
+        admin::create_user(store, random, now, "demo", &Password::new("demo".into())).await?;
+    }
+    let clients = [
+        (
+            "demo-service",
+            "Demo service (client credentials)",
+            vec![GrantType::ClientCredentials],
+            "read write",
+            false,
+        ),
+        (
+            "demo-app",
+            "Demo app",
+            vec![GrantType::AuthorizationCode, GrantType::RefreshToken],
+            "profile read write",
+            false,
+        ),
+        (
+            "demo-api",
+            "Demo API (resource server)",
+            vec![GrantType::ClientCredentials],
+            "",
+            true,
+        ),
+    ];
+    let mut secrets = Vec::new();
+    for (id, name, grant_types, scope, introspect) in clients {
+        if store.find_client(id).await?.is_none() {
+            let new = NewClient {
+                name: name.into(),
+                client_id: Some(id.into()),
+                grant_types,
+                redirect_uris: vec!["http://127.0.0.1:9876/callback".into()],
+                scope: scope.into(),
+                introspect,
+                ..NewClient::default()
+            };
+            admin::create_client(store, random, now, new).await?;
+        }
+        let rotated = admin::rotate_secret(store, random, id).await?;
+        secrets.push(
+            rotated["client_secret"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+        );
+    }
+    let [service, app, api] = secrets.as_slice() else {
+        bail!("demo secrets missing")
+    };
+    let client = store
+        .find_client("demo-app")
+        .await?
+        .context("demo-app missing")?;
+    let grant = server
+        .issue_user_grant(&client, "demo", None)
+        .await
+        .map_err(|e| anyhow::anyhow!("{}", e.description))?;
+    let grant: serde_json::Value = serde_json::from_slice(&grant)?;
+    let access = grant["access_token"].as_str().unwrap_or_default();
+    let refresh = grant["refresh_token"].as_str().unwrap_or_default();
+    let issuer = &server.config().issuer;
+    eprintln!(
+        "\n--demo: user `demo` (password `demo`); clients demo-service, demo-app, demo-api (fresh secrets below).\n\
+         \n# Client credentials (RFC 6749 §4.4)\n\
+         curl -s -u demo-service:{service} -d grant_type=client_credentials -d scope=read {issuer}/oauth2/token\n\
+         \n# Introspect the demo user's access token as the resource server demo-api (RFC 7662)\n\
+         curl -s -u demo-api:{api} -d token={access} {issuer}/oauth2/introspect\n\
+         \n# Refresh the demo user's grant: rotates the refresh token (RFC 6749 §6)\n\
+         curl -s -u demo-app:{app} -d grant_type=refresh_token -d refresh_token={refresh} {issuer}/oauth2/token\n\
+         \n# Revoke that refresh token, and with it the whole grant (RFC 7009)\n\
+         curl -s -i -u demo-app:{app} -d token={refresh} -d token_type_hint=refresh_token {issuer}/oauth2/revoke\n\
+         \n# Metadata (RFC 8414)\n\
+         curl -s {issuer}/.well-known/oauth-authorization-server\n"
+    );
+    Ok(())
+}

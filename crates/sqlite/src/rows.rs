@@ -1,0 +1,278 @@
+//! Rows as SQLite returns them, and their checked conversion into the domain types.
+//!
+//! Columns are read into plain types first and parsed afterwards (CONVENTIONS §6), so a corrupt
+//! row — a digest that is not 32 bytes, a scope that is not RFC 6749 §3.3 syntax, unreadable JSON —
+//! becomes `StoreError::Unavailable` naming the column, never a panic and never a half-valid value.
+
+use tokenwarden_core::crypto::TokenDigest;
+use tokenwarden_core::model::{
+    AccessTokenRecord, AccessTokenState, Client, Grant, GrantType, RefreshTokenRecord,
+    RefreshTokenState, Scope, User,
+};
+use tokenwarden_core::store::StoreError;
+
+fn corrupt(what: &str) -> StoreError {
+    StoreError::Unavailable(format!("corrupt row: {what}"))
+}
+
+/// A stored digest back into a [`TokenDigest`].
+pub(crate) fn digest(bytes: &[u8], column: &str) -> Result<TokenDigest, StoreError> {
+    TokenDigest::from_slice(bytes).ok_or_else(|| corrupt(&format!("{column} is not 32 bytes")))
+}
+
+/// A stored scope string back into a [`Scope`].
+pub(crate) fn scope(s: &str, column: &str) -> Result<Scope, StoreError> {
+    Scope::parse(s).map_err(|_| corrupt(&format!("{column} is not a valid scope")))
+}
+
+/// A client's list fields as their JSON column values: `(grant_types, redirect_uris,
+/// cors_origins)`.
+pub(crate) fn client_json(client: &Client) -> Result<(String, String, String), StoreError> {
+    let encode = |r: serde_json::Result<String>| {
+        r.map_err(|e| StoreError::Unavailable(format!("cannot encode client lists: {e}")))
+    };
+    Ok((
+        encode(serde_json::to_string(&client.grant_types))?,
+        encode(serde_json::to_string(&client.redirect_uris))?,
+        encode(serde_json::to_string(&client.cors_origins))?,
+    ))
+}
+
+fn strings_from_json(s: &str, column: &str) -> Result<Vec<String>, StoreError> {
+    serde_json::from_str(s).map_err(|_| corrupt(&format!("{column} is not a JSON string array")))
+}
+
+fn grant_types_from_json(s: &str, column: &str) -> Result<Vec<GrantType>, StoreError> {
+    serde_json::from_str(s)
+        .map_err(|_| corrupt(&format!("{column} is not a JSON grant type array")))
+}
+
+/// `clients` as stored.
+#[derive(sqlx::FromRow)]
+pub(crate) struct ClientRow {
+    client_id: String,
+    name: String,
+    secret_digest: Option<Vec<u8>>,
+    grant_types: String,
+    redirect_uris: String,
+    scope: String,
+    introspect: bool,
+    cors_origins: String,
+    created_at: i64,
+}
+
+impl TryFrom<ClientRow> for Client {
+    type Error = StoreError;
+    fn try_from(r: ClientRow) -> Result<Self, StoreError> {
+        Ok(Client {
+            secret_digest: r
+                .secret_digest
+                .as_deref()
+                .map(|d| digest(d, "clients.secret_digest"))
+                .transpose()?,
+            grant_types: grant_types_from_json(&r.grant_types, "clients.grant_types")?,
+            redirect_uris: strings_from_json(&r.redirect_uris, "clients.redirect_uris")?,
+            scope: scope(&r.scope, "clients.scope")?,
+            introspect: r.introspect,
+            cors_origins: strings_from_json(&r.cors_origins, "clients.cors_origins")?,
+            created_at: r.created_at,
+            client_id: r.client_id,
+            name: r.name,
+        })
+    }
+}
+
+/// `users` as stored.
+#[derive(sqlx::FromRow)]
+pub(crate) struct UserRow {
+    username: String,
+    password_hash: String,
+    created_at: i64,
+}
+
+impl From<UserRow> for User {
+    fn from(r: UserRow) -> Self {
+        User {
+            username: r.username,
+            password_hash: r.password_hash,
+            created_at: r.created_at,
+        }
+    }
+}
+
+/// `grants` as stored.
+#[derive(sqlx::FromRow)]
+pub(crate) struct GrantRow {
+    grant_id: String,
+    client_id: String,
+    username: String,
+    scope: String,
+    created_at: i64,
+    last_refreshed_at: Option<i64>,
+    revoked_at: Option<i64>,
+}
+
+impl TryFrom<GrantRow> for Grant {
+    type Error = StoreError;
+    fn try_from(r: GrantRow) -> Result<Self, StoreError> {
+        Ok(Grant {
+            scope: scope(&r.scope, "grants.scope")?,
+            grant_id: r.grant_id,
+            client_id: r.client_id,
+            username: r.username,
+            created_at: r.created_at,
+            last_refreshed_at: r.last_refreshed_at,
+            revoked_at: r.revoked_at,
+        })
+    }
+}
+
+/// An `access_tokens` row joined with its grant's revocation ([`ACCESS_STATE_SELECT`]).
+#[derive(sqlx::FromRow)]
+pub(crate) struct AccessStateRow {
+    digest: Vec<u8>,
+    grant_id: Option<String>,
+    client_id: String,
+    username: Option<String>,
+    scope: String,
+    issued_at: i64,
+    expires_at: i64,
+    revoked: bool,
+}
+
+/// Selects an access token with `revoked` folding in its grant's revocation, as the memory store
+/// does: revoked itself, or it belongs to a grant that is revoked or no longer exists.
+pub(crate) const ACCESS_STATE_SELECT: &str = "\
+    SELECT a.digest, a.grant_id, a.client_id, a.username, a.scope, a.issued_at, a.expires_at, \
+           (a.revoked_at IS NOT NULL \
+            OR (a.grant_id IS NOT NULL AND (g.grant_id IS NULL OR g.revoked_at IS NOT NULL))) \
+           AS revoked \
+    FROM access_tokens a LEFT JOIN grants g ON g.grant_id = a.grant_id \
+    WHERE a.digest = ?1";
+
+impl TryFrom<AccessStateRow> for AccessTokenState {
+    type Error = StoreError;
+    fn try_from(r: AccessStateRow) -> Result<Self, StoreError> {
+        Ok(AccessTokenState {
+            record: AccessTokenRecord {
+                digest: digest(&r.digest, "access_tokens.digest")?,
+                scope: scope(&r.scope, "access_tokens.scope")?,
+                grant_id: r.grant_id,
+                client_id: r.client_id,
+                username: r.username,
+                issued_at: r.issued_at,
+                expires_at: r.expires_at,
+            },
+            revoked: r.revoked,
+        })
+    }
+}
+
+/// A `refresh_tokens` row joined with its grant's revocation ([`REFRESH_STATE_SELECT`]).
+#[derive(sqlx::FromRow)]
+pub(crate) struct RefreshStateRow {
+    digest: Vec<u8>,
+    grant_id: String,
+    client_id: String,
+    username: String,
+    scope: String,
+    issued_at: i64,
+    expires_at: i64,
+    used_at: Option<i64>,
+    sealed_successor: Option<Vec<u8>>,
+    revoked: bool,
+}
+
+/// Selects a refresh token with `revoked` folding in its grant's revocation (a missing grant
+/// counts as revoked, as in the memory store).
+pub(crate) const REFRESH_STATE_SELECT: &str = "\
+    SELECT r.digest, r.grant_id, r.client_id, r.username, r.scope, r.issued_at, r.expires_at, \
+           r.used_at, r.sealed_successor, \
+           (r.revoked_at IS NOT NULL OR g.grant_id IS NULL OR g.revoked_at IS NOT NULL) AS revoked \
+    FROM refresh_tokens r LEFT JOIN grants g ON g.grant_id = r.grant_id \
+    WHERE r.digest = ?1";
+
+impl TryFrom<RefreshStateRow> for RefreshTokenState {
+    type Error = StoreError;
+    fn try_from(r: RefreshStateRow) -> Result<Self, StoreError> {
+        Ok(RefreshTokenState {
+            record: RefreshTokenRecord {
+                digest: digest(&r.digest, "refresh_tokens.digest")?,
+                scope: scope(&r.scope, "refresh_tokens.scope")?,
+                grant_id: r.grant_id,
+                client_id: r.client_id,
+                username: r.username,
+                issued_at: r.issued_at,
+                expires_at: r.expires_at,
+            },
+            used_at: r.used_at,
+            sealed_successor: r.sealed_successor,
+            revoked: r.revoked,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refresh_row(digest: Vec<u8>, scope: &str) -> RefreshStateRow {
+        RefreshStateRow {
+            digest,
+            grant_id: "g".into(),
+            client_id: "c".into(),
+            username: "u".into(),
+            scope: scope.into(),
+            issued_at: 1,
+            expires_at: 2,
+            used_at: None,
+            sealed_successor: None,
+            revoked: false,
+        }
+    }
+
+    #[test]
+    fn short_digest_is_unavailable_not_a_panic() {
+        let err = RefreshTokenState::try_from(refresh_row(vec![0; 31], "read")).unwrap_err();
+        assert!(
+            matches!(&err, StoreError::Unavailable(m) if m.contains("refresh_tokens.digest")),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn invalid_scope_is_unavailable() {
+        let err = RefreshTokenState::try_from(refresh_row(vec![0; 32], "bad\"quote")).unwrap_err();
+        assert!(
+            matches!(&err, StoreError::Unavailable(m) if m.contains("refresh_tokens.scope")),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn valid_row_round_trips() {
+        let state = RefreshTokenState::try_from(refresh_row(vec![7; 32], "write read")).unwrap();
+        assert_eq!(state.record.digest, TokenDigest([7; 32]));
+        assert_eq!(state.record.scope.to_string(), "read write");
+    }
+
+    #[test]
+    fn corrupt_client_json_is_unavailable() {
+        let row = ClientRow {
+            client_id: "c".into(),
+            name: "n".into(),
+            secret_digest: None,
+            grant_types: "[\"password\"]".into(),
+            redirect_uris: "[]".into(),
+            scope: String::new(),
+            introspect: false,
+            cors_origins: "[]".into(),
+            created_at: 0,
+        };
+        let err = Client::try_from(row).unwrap_err();
+        assert!(
+            matches!(&err, StoreError::Unavailable(m) if m.contains("clients.grant_types")),
+            "{err:?}"
+        );
+    }
+}

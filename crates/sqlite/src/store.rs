@@ -1,0 +1,556 @@
+//! [`Store`] and [`AdminStore`] for [`SqliteStore`]: one method per atomic operation, each one
+//! statement in autocommit mode or one `BEGIN IMMEDIATE` transaction (see the crate docs for why).
+//! The semantics are the memory store's, which is the reference; the comments point out where
+//! SQL needs care to match it.
+
+use sqlx::{Sqlite, SqliteConnection, SqliteExecutor, Transaction};
+use tokenwarden_core::clock::Timestamp;
+use tokenwarden_core::crypto::TokenDigest;
+use tokenwarden_core::model::{
+    AccessTokenRecord, AccessTokenState, Client, Grant, RefreshTokenRecord, RefreshTokenState, User,
+};
+use tokenwarden_core::store::{
+    AdminStore, GrantFilter, PurgeCounts, PurgePolicy, Rotation, RotationInput, Store, StoreError,
+};
+
+use crate::rows::{
+    client_json, AccessStateRow, ClientRow, GrantRow, RefreshStateRow, UserRow,
+    ACCESS_STATE_SELECT, REFRESH_STATE_SELECT,
+};
+use crate::{db_err, SqliteStore};
+
+impl SqliteStore {
+    /// Opens a write transaction holding the write lock from its first statement. `BEGIN
+    /// IMMEDIATE` waits (up to `busy_timeout`) for another process's writer instead of failing
+    /// later on a lock upgrade; in-process writers already queue on the one-connection pool.
+    async fn begin_write(&self) -> Result<Transaction<'static, Sqlite>, StoreError> {
+        self.write
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(db_err)
+    }
+}
+
+async fn insert_access<'c>(
+    conn: impl SqliteExecutor<'c>,
+    t: &AccessTokenRecord,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO access_tokens \
+             (digest, grant_id, client_id, username, scope, issued_at, expires_at, revoked_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, NULL)",
+    )
+    .bind(t.digest.as_bytes().as_slice())
+    .bind(t.grant_id.as_deref())
+    .bind(t.client_id.as_str())
+    .bind(t.username.as_deref())
+    .bind(t.scope.to_string())
+    .bind(t.issued_at)
+    .bind(t.expires_at)
+    .execute(conn)
+    .await
+    .map_err(db_err)?;
+    Ok(())
+}
+
+async fn insert_refresh<'c>(
+    conn: impl SqliteExecutor<'c>,
+    t: &RefreshTokenRecord,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO refresh_tokens \
+             (digest, grant_id, client_id, username, scope, issued_at, expires_at, \
+              used_at, sealed_successor, revoked_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, NULL, NULL, NULL)",
+    )
+    .bind(t.digest.as_bytes().as_slice())
+    .bind(t.grant_id.as_str())
+    .bind(t.client_id.as_str())
+    .bind(t.username.as_str())
+    .bind(t.scope.to_string())
+    .bind(t.issued_at)
+    .bind(t.expires_at)
+    .execute(conn)
+    .await
+    .map_err(db_err)?;
+    Ok(())
+}
+
+async fn refresh_state<'c>(
+    conn: impl SqliteExecutor<'c>,
+    digest: &TokenDigest,
+) -> Result<Option<RefreshTokenState>, StoreError> {
+    sqlx::query_as::<_, RefreshStateRow>(REFRESH_STATE_SELECT)
+        .bind(digest.as_bytes().as_slice())
+        .fetch_optional(conn)
+        .await
+        .map_err(db_err)?
+        .map(RefreshTokenState::try_from)
+        .transpose()
+}
+
+/// A `WHERE` fragment over `grants` selecting what `filter` asks for, with its parameters numbered
+/// from `?first`, and the values to bind in that order. Specific SQL per filter shape (rather than
+/// `?n IS NULL OR column = ?n`) lets SQLite plan with the `grants_by_client`/`grants_by_user`
+/// indexes: it plans before parameters are bound.
+fn grant_filter_sql(filter: &GrantFilter, first: usize) -> (String, Vec<&str>) {
+    let mut conds = Vec::new();
+    let mut args = Vec::new();
+    for (column, value) in [
+        ("username", &filter.username),
+        ("client_id", &filter.client_id),
+    ] {
+        if let Some(v) = value {
+            conds.push(format!("{column} = ?{}", first + args.len()));
+            args.push(v.as_str());
+        }
+    }
+    let sql = if conds.is_empty() {
+        "1".to_owned()
+    } else {
+        conds.join(" AND ")
+    };
+    (sql, args)
+}
+
+/// Revokes the active grants selected by `cond` (a `WHERE` fragment over `grants` whose
+/// parameters are `?2`… bound from `args`; `?1` is `now`) and every unrevoked token in them.
+/// Returns how many grants were active before. Runs inside the caller's transaction; its first
+/// statement is a write.
+///
+/// Tokens first, grants last: the token updates select the grants by `revoked_at IS NULL`, which
+/// the final statement then makes false.
+async fn revoke_grants_where(
+    conn: &mut SqliteConnection,
+    cond: &str,
+    args: &[&str],
+    now: Timestamp,
+) -> Result<u64, StoreError> {
+    let in_active_grants = format!(
+        "grant_id IS NOT NULL AND grant_id IN \
+         (SELECT grant_id FROM grants WHERE revoked_at IS NULL AND {cond})"
+    );
+    for table in ["access_tokens", "refresh_tokens"] {
+        let sql = format!(
+            "UPDATE {table} SET revoked_at = ?1 WHERE revoked_at IS NULL AND {in_active_grants}"
+        );
+        let mut q = sqlx::query(&sql).bind(now);
+        for a in args {
+            q = q.bind(*a);
+        }
+        q.execute(&mut *conn).await.map_err(db_err)?;
+    }
+    let sql = format!("UPDATE grants SET revoked_at = ?1 WHERE revoked_at IS NULL AND {cond}");
+    let mut q = sqlx::query(&sql).bind(now);
+    for a in args {
+        q = q.bind(*a);
+    }
+    Ok(q.execute(&mut *conn).await.map_err(db_err)?.rows_affected())
+}
+
+impl Store for SqliteStore {
+    async fn find_client(&self, client_id: &str) -> Result<Option<Client>, StoreError> {
+        sqlx::query_as::<_, ClientRow>("SELECT * FROM clients WHERE client_id = ?1")
+            .bind(client_id)
+            .fetch_optional(&self.read)
+            .await
+            .map_err(db_err)?
+            .map(Client::try_from)
+            .transpose()
+    }
+
+    async fn insert_access_token(&self, token: &AccessTokenRecord) -> Result<(), StoreError> {
+        // One statement: autocommit makes it atomic and, with synchronous=FULL, durable on Ok.
+        insert_access(&self.write, token).await
+    }
+
+    async fn create_grant(
+        &self,
+        grant: &Grant,
+        access: &AccessTokenRecord,
+        refresh: Option<&RefreshTokenRecord>,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.begin_write().await?;
+        sqlx::query(
+            "INSERT INTO grants \
+                 (grant_id, client_id, username, scope, created_at, last_refreshed_at, revoked_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        )
+        .bind(grant.grant_id.as_str())
+        .bind(grant.client_id.as_str())
+        .bind(grant.username.as_str())
+        .bind(grant.scope.to_string())
+        .bind(grant.created_at)
+        .bind(grant.last_refreshed_at)
+        .bind(grant.revoked_at)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        insert_access(&mut *tx, access).await?;
+        if let Some(r) = refresh {
+            insert_refresh(&mut *tx, r).await?;
+        }
+        // Dropping `tx` on an error above rolls everything back: a grant is never half-created.
+        tx.commit().await.map_err(db_err)
+    }
+
+    async fn find_access_token(
+        &self,
+        digest: &TokenDigest,
+    ) -> Result<Option<AccessTokenState>, StoreError> {
+        sqlx::query_as::<_, AccessStateRow>(ACCESS_STATE_SELECT)
+            .bind(digest.as_bytes().as_slice())
+            .fetch_optional(&self.read)
+            .await
+            .map_err(db_err)?
+            .map(AccessTokenState::try_from)
+            .transpose()
+    }
+
+    async fn find_refresh_token(
+        &self,
+        digest: &TokenDigest,
+    ) -> Result<Option<RefreshTokenState>, StoreError> {
+        refresh_state(&self.read, digest).await
+    }
+
+    async fn rotate_refresh_token(
+        &self,
+        old: &TokenDigest,
+        new: &RotationInput,
+        now: Timestamp,
+    ) -> Result<Rotation, StoreError> {
+        let mut tx = self.begin_write().await?;
+        // The compare-and-set is the first statement, and a write (RFC 9700 §4.14.2: a refresh
+        // token is exchanged at most once). Its WHERE is exactly `RefreshTokenState::is_active`
+        // with the grant folded in, so "no row updated" means the state read below is inactive.
+        let grant_id: Option<String> = sqlx::query_scalar(
+            "UPDATE refresh_tokens SET used_at = ?2, sealed_successor = ?3 \
+             WHERE digest = ?1 AND used_at IS NULL AND revoked_at IS NULL AND ?2 < expires_at \
+               AND EXISTS (SELECT 1 FROM grants g \
+                           WHERE g.grant_id = refresh_tokens.grant_id AND g.revoked_at IS NULL) \
+             RETURNING grant_id",
+        )
+        .bind(old.as_bytes().as_slice())
+        .bind(now)
+        .bind(new.sealed_response.as_slice())
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db_err)?;
+
+        let Some(grant_id) = grant_id else {
+            // Lost the race, or never eligible: report the state seen under the same write lock,
+            // so the caller can tell a grace-window retry from reuse.
+            let state = refresh_state(&mut *tx, old).await?;
+            tx.rollback().await.map_err(db_err)?;
+            return Ok(state.map_or(Rotation::Unknown, Rotation::NotRotated));
+        };
+
+        insert_refresh(&mut *tx, &new.refresh).await?;
+        insert_access(&mut *tx, &new.access).await?;
+        sqlx::query("UPDATE grants SET last_refreshed_at = ?1 WHERE grant_id = ?2")
+            .bind(now)
+            .bind(grant_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(Rotation::Rotated)
+    }
+
+    async fn revoke_access_token(
+        &self,
+        digest: &TokenDigest,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        // Keeps the first revocation time (retention counts from it), like `get_or_insert`.
+        sqlx::query(
+            "UPDATE access_tokens SET revoked_at = ?2 WHERE digest = ?1 AND revoked_at IS NULL",
+        )
+        .bind(digest.as_bytes().as_slice())
+        .bind(now)
+        .execute(&self.write)
+        .await
+        .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn revoke_grant(&self, grant_id: &str, now: Timestamp) -> Result<bool, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let revoked = revoke_grants_where(&mut tx, "grant_id = ?2", &[grant_id], now).await?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(revoked > 0)
+    }
+}
+
+impl AdminStore for SqliteStore {
+    async fn create_client(&self, client: &Client) -> Result<(), StoreError> {
+        let (grant_types, redirect_uris, cors_origins) = client_json(client)?;
+        sqlx::query(
+            "INSERT INTO clients \
+                 (client_id, name, secret_digest, grant_types, redirect_uris, scope, introspect, \
+                  cors_origins, created_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        )
+        .bind(client.client_id.as_str())
+        .bind(client.name.as_str())
+        .bind(
+            client
+                .secret_digest
+                .as_ref()
+                .map(|d| d.as_bytes().as_slice()),
+        )
+        .bind(grant_types)
+        .bind(redirect_uris)
+        .bind(client.scope.to_string())
+        .bind(client.introspect)
+        .bind(cors_origins)
+        .bind(client.created_at)
+        .execute(&self.write)
+        .await
+        .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn list_clients(&self) -> Result<Vec<Client>, StoreError> {
+        // BINARY collation compares UTF-8 bytes, the order of Rust's `str::cmp`.
+        sqlx::query_as::<_, ClientRow>("SELECT * FROM clients ORDER BY client_id")
+            .fetch_all(&self.read)
+            .await
+            .map_err(db_err)?
+            .into_iter()
+            .map(Client::try_from)
+            .collect()
+    }
+
+    async fn set_client_secret(
+        &self,
+        client_id: &str,
+        digest: &TokenDigest,
+    ) -> Result<bool, StoreError> {
+        let done = sqlx::query("UPDATE clients SET secret_digest = ?2 WHERE client_id = ?1")
+            .bind(client_id)
+            .bind(digest.as_bytes().as_slice())
+            .execute(&self.write)
+            .await
+            .map_err(db_err)?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn delete_client(
+        &self,
+        client_id: &str,
+        now: Timestamp,
+    ) -> Result<Option<u64>, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let deleted = sqlx::query("DELETE FROM clients WHERE client_id = ?1")
+            .bind(client_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        if deleted.rows_affected() == 0 {
+            tx.rollback().await.map_err(db_err)?;
+            return Ok(None);
+        }
+        let revoked = revoke_grants_where(&mut tx, "client_id = ?2", &[client_id], now).await?;
+        // Its grant-less (client_credentials) access tokens end with it too.
+        sqlx::query(
+            "UPDATE access_tokens SET revoked_at = ?1 WHERE client_id = ?2 AND revoked_at IS NULL",
+        )
+        .bind(now)
+        .bind(client_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(Some(revoked))
+    }
+
+    async fn create_user(&self, user: &User) -> Result<(), StoreError> {
+        sqlx::query("INSERT INTO users (username, password_hash, created_at) VALUES (?1, ?2, ?3)")
+            .bind(user.username.as_str())
+            .bind(user.password_hash.as_str())
+            .bind(user.created_at)
+            .execute(&self.write)
+            .await
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn find_user(&self, username: &str) -> Result<Option<User>, StoreError> {
+        Ok(
+            sqlx::query_as::<_, UserRow>("SELECT * FROM users WHERE username = ?1")
+                .bind(username)
+                .fetch_optional(&self.read)
+                .await
+                .map_err(db_err)?
+                .map(User::from),
+        )
+    }
+
+    async fn list_grants(&self, filter: &GrantFilter) -> Result<Vec<Grant>, StoreError> {
+        let (cond, args) = grant_filter_sql(filter, 1);
+        let sql = format!("SELECT * FROM grants WHERE {cond} ORDER BY created_at, grant_id");
+        let mut q = sqlx::query_as::<_, GrantRow>(&sql);
+        for a in args {
+            q = q.bind(a);
+        }
+        q.fetch_all(&self.read)
+            .await
+            .map_err(db_err)?
+            .into_iter()
+            .map(Grant::try_from)
+            .collect()
+    }
+
+    async fn revoke_grants(&self, filter: &GrantFilter, now: Timestamp) -> Result<u64, StoreError> {
+        let (cond, args) = grant_filter_sql(filter, 2);
+        let mut tx = self.begin_write().await?;
+        let revoked = revoke_grants_where(&mut tx, &cond, &args, now).await?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(revoked)
+    }
+
+    async fn purge(
+        &self,
+        now: Timestamp,
+        policy: PurgePolicy,
+        dry_run: bool,
+    ) -> Result<PurgeCounts, StoreError> {
+        let cutoff = now.saturating_sub(policy.revoked_retention);
+        if dry_run {
+            return purge_counts(&self.read, now, cutoff).await;
+        }
+        // A batch of 0 would never finish; treat it as 1.
+        let batch = policy.batch_size.max(1);
+        let mut counts = PurgeCounts::default();
+        for (table, count) in [
+            ("access_tokens", &mut counts.access_tokens),
+            ("refresh_tokens", &mut counts.refresh_tokens),
+        ] {
+            // A used refresh token has no special case: it stays until it expires (or its
+            // revocation ages out), since reuse detection needs it.
+            let sql = format!(
+                "DELETE FROM {table} WHERE digest IN \
+                 (SELECT digest FROM {table} WHERE {DEAD_TOKEN} LIMIT ?3)"
+            );
+            *count = delete_in_batches(&self.write, &sql, now, cutoff, batch).await?;
+        }
+        counts.grants = delete_tokenless_grants(&self.write, batch).await?;
+        Ok(counts)
+    }
+}
+
+/// A token row past its expiry (`?1` = now), or revoked before the retention cutoff (`?2`). A NULL
+/// `revoked_at` makes the second comparison NULL, which `WHERE` treats as false.
+const DEAD_TOKEN: &str = "(expires_at <= ?1 OR revoked_at <= ?2)";
+
+/// Deletes the grants left without any token row, walking `grants` in key order one window of
+/// `batch` grants per statement. A grant has no index saying "tokenless", so a `LIMIT` on the
+/// matches could scan every live grant, under the write lock, to fill one batch; a window bounds
+/// each statement's work to `batch` grants and the whole walk to one pass.
+async fn delete_tokenless_grants(write: &sqlx::SqlitePool, batch: u32) -> Result<u64, StoreError> {
+    // The first window starts at the smallest key inclusively (`>= ''`), the next ones after the
+    // previous window's last key.
+    let statements = |op: &str| {
+        (
+            format!(
+                "SELECT max(grant_id) FROM \
+                 (SELECT grant_id FROM grants WHERE grant_id {op} ?1 ORDER BY grant_id LIMIT ?2)"
+            ),
+            format!(
+                "DELETE FROM grants WHERE grant_id {op} ?1 AND grant_id <= ?2 \
+                   AND NOT EXISTS (SELECT 1 FROM access_tokens a WHERE a.grant_id = grants.grant_id) \
+                   AND NOT EXISTS (SELECT 1 FROM refresh_tokens r WHERE r.grant_id = grants.grant_id)"
+            ),
+        )
+    };
+    let first = statements(">=");
+    let next = statements(">");
+    let mut cursor = String::new();
+    let mut total = 0u64;
+    for (window_end, delete) in std::iter::once(&first).chain(std::iter::repeat(&next)) {
+        // Where this window ends; the delete then covers exactly (cursor, end].
+        let end: Option<String> = sqlx::query_scalar(window_end)
+            .bind(cursor.as_str())
+            .bind(i64::from(batch))
+            .fetch_one(write)
+            .await
+            .map_err(db_err)?;
+        let Some(end) = end else {
+            break;
+        };
+        let deleted = sqlx::query(delete)
+            .bind(cursor.as_str())
+            .bind(end.as_str())
+            .execute(write)
+            .await
+            .map_err(db_err)?
+            .rows_affected();
+        total = total.saturating_add(deleted);
+        cursor = end;
+    }
+    Ok(total)
+}
+
+/// Runs a `DELETE … LIMIT ?3` until it deletes fewer than a full batch. Each batch is its own
+/// autocommit transaction, so the write lock is released between batches and request-path writes
+/// interleave with a long purge instead of waiting for all of it.
+async fn delete_in_batches(
+    write: &sqlx::SqlitePool,
+    sql: &str,
+    now: Timestamp,
+    cutoff: Timestamp,
+    batch: u32,
+) -> Result<u64, StoreError> {
+    let mut total = 0u64;
+    loop {
+        let deleted = sqlx::query(sql)
+            .bind(now)
+            .bind(cutoff)
+            .bind(i64::from(batch))
+            .execute(write)
+            .await
+            .map_err(db_err)?
+            .rows_affected();
+        total = total.saturating_add(deleted);
+        if deleted < u64::from(batch) {
+            return Ok(total);
+        }
+    }
+}
+
+/// What a purge would delete, counted in one read transaction so the three counts agree with
+/// each other. A grant counts when none of its tokens would survive.
+async fn purge_counts(
+    read: &sqlx::SqlitePool,
+    now: Timestamp,
+    cutoff: Timestamp,
+) -> Result<PurgeCounts, StoreError> {
+    // The negation of DEAD_TOKEN written out, because NOT of a NULL comparison is NULL too.
+    let live = |t: &str| {
+        format!("{t}.expires_at > ?1 AND ({t}.revoked_at IS NULL OR {t}.revoked_at > ?2)")
+    };
+    let sql = format!(
+        "SELECT \
+           (SELECT count(*) FROM access_tokens WHERE {DEAD_TOKEN}), \
+           (SELECT count(*) FROM refresh_tokens WHERE {DEAD_TOKEN}), \
+           (SELECT count(*) FROM grants g \
+            WHERE NOT EXISTS (SELECT 1 FROM access_tokens a WHERE a.grant_id = g.grant_id AND {}) \
+              AND NOT EXISTS (SELECT 1 FROM refresh_tokens r WHERE r.grant_id = g.grant_id AND {}))",
+        live("a"),
+        live("r"),
+    );
+    let (access, refresh, grants): (i64, i64, i64) = sqlx::query_as(&sql)
+        .bind(now)
+        .bind(cutoff)
+        .fetch_one(read)
+        .await
+        .map_err(db_err)?;
+    let count = |n: i64| u64::try_from(n).unwrap_or(0);
+    Ok(PurgeCounts {
+        access_tokens: count(access),
+        refresh_tokens: count(refresh),
+        grants: count(grants),
+    })
+}
