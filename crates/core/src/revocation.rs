@@ -70,7 +70,16 @@ impl<S: Store> AuthorizationServer<S> {
                 error,
                 callback: None,
             })?;
-        let callback = match query.get("callback") {
+        // The callback may come in the query (RFC 7009 §2.3's example) or, as oauthlib clients
+        // send it, in the body; both at once is a parameter sent twice.
+        let body_callback = if options.enable_jsonp { form.get("callback") } else { None };
+        if body_callback.is_some() && query.get("callback").is_some() {
+            return Err(RevocationError {
+                error: OAuthError::invalid_request("parameter `callback` sent more than once").into(),
+                callback: None,
+            });
+        }
+        let callback = match query.get("callback").or(body_callback) {
             Some(cb) if is_valid_callback(cb) => Some(cb.to_owned()),
             Some(_) => {
                 return Err(RevocationError {
@@ -162,12 +171,24 @@ impl<S: Store> AuthorizationServer<S> {
         // validation fails, the request is refused".
         let not_yours = || OAuthError::invalid_request("the token was not issued to this client");
         let caller = &request.client.client.client_id;
-        for kind in order.into_iter().filter(|k| supported.contains(k)) {
+        // Every type is searched; finding the token among a type this endpoint does not revoke is
+        // RFC 7009 §2.2.1 `unsupported_token_type`, not a silent success.
+        let unsupported = |kind: TokenTypeHint| {
+            OAuthError::new(
+                StatusCode::BAD_REQUEST,
+                ErrorCode::UnsupportedTokenType,
+                format!("revocation of {} is not supported", kind.as_str()),
+            )
+        };
+        for kind in order {
             match kind {
                 TokenTypeHint::AccessToken => {
                     if let Some(token) = self.store.find_access_token(&digest).await? {
                         if &token.record.client_id != caller {
                             return Err(not_yours());
+                        }
+                        if !supported.contains(&kind) {
+                            return Err(unsupported(kind));
                         }
                         if token.revoked {
                             return Ok(Outcome::NothingToRevoke);
@@ -186,6 +207,9 @@ impl<S: Store> AuthorizationServer<S> {
                     if let Some(token) = self.store.find_refresh_token(&digest).await? {
                         if &token.record.client_id != caller {
                             return Err(not_yours());
+                        }
+                        if !supported.contains(&kind) {
+                            return Err(unsupported(kind));
                         }
                         if token.revoked {
                             return Ok(Outcome::NothingToRevoke);

@@ -155,17 +155,24 @@ pub fn parse_post_form(
         )
         .into());
     }
-    let query = match request.uri().query() {
-        Some(q) => parse_form(q.as_bytes())?,
+    let query = match request.uri().query().filter(|q| !q.is_empty()) {
+        Some(q) => {
+            // Every query parameter counts here, valueless ones too: a token pasted into the URL
+            // must be refused, not silently ignored (it would end up in access logs).
+            for pair in q.split('&').filter(|p| !p.is_empty()) {
+                let name = decode_component(pair.split('=').next().unwrap_or_default().as_bytes())?;
+                if !allowed_query.contains(&name.as_str()) {
+                    return Err(OAuthError::invalid_request(format!(
+                        "parameter `{}` in the query string; send parameters in the form body",
+                        printable(&name)
+                    ))
+                    .into());
+                }
+            }
+            parse_form(q.as_bytes())?
+        }
         None => Form::default(),
     };
-    if let Some(name) = query.names().find(|n| !allowed_query.contains(n)) {
-        return Err(OAuthError::invalid_request(format!(
-            "parameter `{}` in the query string; send parameters in the form body",
-            printable(name)
-        ))
-        .into());
-    }
     let form = parse_form(request.body())?;
     Ok((form, query))
 }

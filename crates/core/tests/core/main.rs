@@ -4,6 +4,14 @@
 //!
 //! One test binary (CONVENTIONS "Tests"): this file and its modules.
 
+// clippy.toml allows these in `#[test]` functions only; the harness helpers are test code too.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
 mod support;
 
 mod client_auth;

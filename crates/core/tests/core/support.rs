@@ -193,7 +193,12 @@ impl<S: Store> Harness<S> {
     }
 
     /// Revokes `token` as `caller` with optional hint.
-    pub async fn revoke_as(&self, (id, secret): (&str, &str), token: &str, hint: Option<&str>) -> Resp {
+    pub async fn revoke_as(
+        &self,
+        (id, secret): (&str, &str),
+        token: &str,
+        hint: Option<&str>,
+    ) -> Resp {
         let mut form = vec![("token", token)];
         if let Some(h) = hint {
             form.push(("token_type_hint", h));
@@ -239,7 +244,6 @@ impl<S: AdminStore> Harness<S> {
 pub struct Tokens {
     pub access: String,
     pub refresh: String,
-    pub body: Bytes,
 }
 
 impl Tokens {
@@ -251,12 +255,12 @@ impl Tokens {
                 .as_str()
                 .expect("a refresh token in the response")
                 .to_owned(),
-            body: Bytes::copy_from_slice(body),
         }
     }
 }
 
 /// Builds an `http::Request<Bytes>`.
+#[derive(Clone)]
 pub struct Req {
     method: Method,
     uri: String,
@@ -293,6 +297,12 @@ impl Req {
         }
     }
 
+    /// Same request, another URI.
+    pub fn with_uri(mut self, uri: &str) -> Self {
+        self.uri = uri.to_owned();
+        self
+    }
+
     pub fn header(mut self, name: http::HeaderName, value: impl AsRef<[u8]>) -> Self {
         self.headers.retain(|(n, _)| n != name);
         self.headers.push((name, value.as_ref().to_vec()));
@@ -322,7 +332,10 @@ impl Req {
             utf8_percent_encode(id, NON_ALPHANUMERIC),
             utf8_percent_encode(secret, NON_ALPHANUMERIC)
         );
-        self.header(AUTHORIZATION, format!("Basic {}", STANDARD.encode(user_pass)))
+        self.header(
+            AUTHORIZATION,
+            format!("Basic {}", STANDARD.encode(user_pass)),
+        )
     }
 
     pub fn build(self) -> Request<Bytes> {
@@ -398,7 +411,11 @@ impl Resp {
         let v = self.json();
         assert_eq!(v["error"], code, "body: {v}");
         assert!(v["error_description"].is_string(), "body: {v}");
-        assert_eq!(v.as_object().unwrap().len(), 2, "only error and error_description: {v}");
+        assert_eq!(
+            v.as_object().unwrap().len(),
+            2,
+            "only error and error_description: {v}"
+        );
         if status == StatusCode::UNAUTHORIZED {
             assert_eq!(
                 self.header(WWW_AUTHENTICATE),
@@ -426,6 +443,8 @@ pub struct FlakyStore {
     pub inner: MemoryStore,
     pub fail_reads: AtomicBool,
     pub fail_writes: AtomicBool,
+    /// Fails only `find_access_token` / `find_refresh_token`: the client lookup still works.
+    pub fail_token_reads: AtomicBool,
 }
 
 pub const LEAKY_CAUSE: &str = "disk /var/lib/secret.db on fire";
@@ -433,6 +452,14 @@ pub const LEAKY_CAUSE: &str = "disk /var/lib/secret.db on fire";
 impl FlakyStore {
     fn read(&self) -> Result<(), StoreError> {
         if self.fail_reads.load(Ordering::SeqCst) {
+            Err(StoreError::Unavailable(LEAKY_CAUSE.into()))
+        } else {
+            Ok(())
+        }
+    }
+    fn token_read(&self) -> Result<(), StoreError> {
+        self.read()?;
+        if self.fail_token_reads.load(Ordering::SeqCst) {
             Err(StoreError::Unavailable(LEAKY_CAUSE.into()))
         } else {
             Ok(())
@@ -473,14 +500,14 @@ impl Store for FlakyStore {
         &self,
         digest: &TokenDigest,
     ) -> Result<Option<AccessTokenState>, StoreError> {
-        self.read()?;
+        self.token_read()?;
         self.inner.find_access_token(digest).await
     }
     async fn find_refresh_token(
         &self,
         digest: &TokenDigest,
     ) -> Result<Option<RefreshTokenState>, StoreError> {
-        self.read()?;
+        self.token_read()?;
         self.inner.find_refresh_token(digest).await
     }
     async fn rotate_refresh_token(
