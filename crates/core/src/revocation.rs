@@ -72,10 +72,15 @@ impl<S: Store> AuthorizationServer<S> {
             })?;
         // The callback may come in the query (RFC 7009 §2.3's example) or, as oauthlib clients
         // send it, in the body; both at once is a parameter sent twice.
-        let body_callback = if options.enable_jsonp { form.get("callback") } else { None };
+        let body_callback = if options.enable_jsonp {
+            form.get("callback")
+        } else {
+            None
+        };
         if body_callback.is_some() && query.get("callback").is_some() {
             return Err(RevocationError {
-                error: OAuthError::invalid_request("parameter `callback` sent more than once").into(),
+                error: OAuthError::invalid_request("parameter `callback` sent more than once")
+                    .into(),
                 callback: None,
             });
         }

@@ -158,11 +158,24 @@ impl SqliteStore {
         Ok(())
     }
 
-    /// Closes both pools, waiting for connections in use to be returned. Closing the last
-    /// connection checkpoints the WAL into the database file, so a cleanly shut down database is
-    /// one self-contained file. Further operations fail with `StoreError::Unavailable`.
+    /// Closes both pools, waiting for connections in use to be returned, after copying the WAL
+    /// into the database file (`wal_checkpoint(TRUNCATE)`), so a cleanly shut down database is one
+    /// self-contained file that can be copied or backed up alone. SQLite also checkpoints when the
+    /// last connection closes, but the pool finishes closing connections in the background, so
+    /// that cannot be relied on to have happened when this returns. Further operations fail with
+    /// `StoreError::Unavailable`. Safe to call more than once.
     pub async fn close(&self) {
         self.read.close().await;
+        // Closed already when it is the same pool (in-memory) or on a second call.
+        if !self.write.is_closed() {
+            if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
+                .execute(&self.write)
+                .await
+            {
+                // Nothing is lost: the next open replays the WAL.
+                tracing::warn!(error = %e, "WAL checkpoint on close failed");
+            }
+        }
         self.write.close().await;
     }
 

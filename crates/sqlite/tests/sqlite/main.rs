@@ -1,0 +1,22 @@
+//! Integration tests of the SQLite store on real database files: durability across reopen and
+//! `kill -9`, the pragmas actually in effect, the rotation compare-and-set under concurrency,
+//! batched purge, a differential run against the reference `MemoryStore`, and the shared
+//! conformance suite on an in-memory and on a file database.
+
+// Test code: clippy.toml lets `#[test]` functions unwrap and panic, but not the fixture helpers
+// they share, which are test code just the same.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod conformance;
+mod differential;
+mod durability;
+mod pragmas;
+mod purge;
+mod rotation;
+mod semantics;
+mod support;
