@@ -167,8 +167,9 @@ async fn demo<S: AdminStore>(server: &AuthorizationServer<S>) -> anyhow::Result<
         }
         let rotated = admin::rotate_secret(store, random, id).await?;
         secrets.push(
-            rotated["client_secret"]
-                .as_str()
+            rotated
+                .get("client_secret")
+                .and_then(serde_json::Value::as_str)
                 .unwrap_or_default()
                 .to_owned(),
         );
@@ -185,8 +186,14 @@ async fn demo<S: AdminStore>(server: &AuthorizationServer<S>) -> anyhow::Result<
         .await
         .map_err(|e| anyhow::anyhow!("{}", e.description))?;
     let grant: serde_json::Value = serde_json::from_slice(&grant)?;
-    let access = grant["access_token"].as_str().unwrap_or_default();
-    let refresh = grant["refresh_token"].as_str().unwrap_or_default();
+    let access = grant
+        .get("access_token")
+        .and_then(serde_json::Value::as_str)
+        .unwrap_or_default();
+    let refresh = grant
+        .get("refresh_token")
+        .and_then(serde_json::Value::as_str)
+        .unwrap_or_default();
     let issuer = &server.config().issuer;
     eprintln!(
         "\n--demo: user `demo` (password `demo`); clients demo-service, demo-app, demo-api (fresh secrets below).\n\

@@ -1,3 +1,9 @@
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)] // test harness code
 //! End-to-end tests: the real binary over HTTP on 127.0.0.1 with a fresh database each.
 
 mod harness;

@@ -8,6 +8,18 @@ async fn assert_json_headers(r: &reqwest::Response) {
     assert_eq!(r.headers()["pragma"], "no-cache");
 }
 
+/// (description, path, method, content type, body, query, expected status, expected error)
+type Case = (
+    &'static str,
+    &'static str,
+    &'static str,
+    Option<&'static str>,
+    Vec<u8>,
+    &'static str,
+    u16,
+    &'static str,
+);
+
 #[tokio::test(flavor = "multi_thread")]
 async fn bad_input_gets_rfc_errors_with_headers_never_500() {
     let db = TempDb::new();
@@ -18,7 +30,7 @@ async fn bad_input_gets_rfc_errors_with_headers_never_500() {
     let client = http();
 
     // (description, path, method, content type, body, query, expected status, expected error)
-    let cases: Vec<(&str, &str, &str, Option<&str>, Vec<u8>, &str, u16, &str)> = vec![
+    let cases: Vec<Case> = vec![
         (
             "duplicate grant_type",
             "/oauth2/token",
