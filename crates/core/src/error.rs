@@ -24,6 +24,10 @@ pub enum ErrorCode {
     UnsupportedTokenType,
     /// `temporarily_unavailable`
     TemporarilyUnavailable,
+    /// `unsupported_response_type` (RFC 6749 §4.1.2.1)
+    UnsupportedResponseType,
+    /// `access_denied` (RFC 6749 §4.1.2.1): the resource owner denied the request.
+    AccessDenied,
     /// `server_error`
     ServerError,
 }
@@ -40,6 +44,8 @@ impl ErrorCode {
             Self::InvalidScope => "invalid_scope",
             Self::UnsupportedTokenType => "unsupported_token_type",
             Self::TemporarilyUnavailable => "temporarily_unavailable",
+            Self::UnsupportedResponseType => "unsupported_response_type",
+            Self::AccessDenied => "access_denied",
             Self::ServerError => "server_error",
         }
     }

@@ -8,7 +8,8 @@
 //!
 //! | endpoint | module | standard |
 //! |---|---|---|
-//! | `POST /oauth2/token` | [`token`] with one module per grant in [`grant`] | RFC 6749 §4.4, §6 |
+//! | `GET /oauth2/authorize` (validation, codes) | [`authorization`], [`pkce`] | RFC 6749 §4.1, RFC 7636 |
+//! | `POST /oauth2/token` | [`token`] with one module per grant in [`grant`] | RFC 6749 §4.1.3, §4.4, §6 |
 //! | `POST /oauth2/revoke` | [`revocation`] | RFC 7009 |
 //! | `POST /oauth2/introspect` | [`introspection`] | RFC 7662 |
 //! | `GET /.well-known/oauth-authorization-server` | [`metadata`] | RFC 8414 |
@@ -30,6 +31,7 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod authorization;
 pub mod client_auth;
 pub mod clock;
 pub mod config;
@@ -38,6 +40,7 @@ pub mod error;
 pub mod grant;
 pub mod introspection;
 pub mod metadata;
+pub mod pkce;
 pub mod model;
 pub mod random;
 pub mod revocation;

@@ -11,6 +11,8 @@ use crate::wire::{error_response, WireError};
 
 /// Path of the metadata document (RFC 8414 §3).
 pub const WELL_KNOWN_PATH: &str = "/.well-known/oauth-authorization-server";
+/// Authorization endpoint path.
+pub const AUTHORIZATION_PATH: &str = "/oauth2/authorize";
 /// Token endpoint path.
 pub const TOKEN_PATH: &str = "/oauth2/token";
 /// Revocation endpoint path.
@@ -24,12 +26,15 @@ impl<S> AuthorizationServer<S> {
         let issuer = &self.config.issuer;
         json!({
             "issuer": issuer,
+            "authorization_endpoint": format!("{issuer}{AUTHORIZATION_PATH}"),
             "token_endpoint": format!("{issuer}{TOKEN_PATH}"),
             "revocation_endpoint": format!("{issuer}{REVOCATION_PATH}"),
             "introspection_endpoint": format!("{issuer}{INTROSPECTION_PATH}"),
-            "grant_types_supported": ["client_credentials", "refresh_token"],
-            // RFC 8414 §2: REQUIRED. No authorization endpoint yet, so no response types.
-            "response_types_supported": [],
+            "grant_types_supported": ["authorization_code", "client_credentials", "refresh_token"],
+            "response_types_supported": ["code"],
+            "response_modes_supported": ["query"],
+            // RFC 9207: authorization responses carry `iss`.
+            "authorization_response_iss_parameter_supported": true,
             "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
             "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
             "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],

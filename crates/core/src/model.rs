@@ -275,6 +275,67 @@ impl RefreshTokenState {
     }
 }
 
+/// An authorization code as stored (by digest), bound to its client, redirect URI and PKCE
+/// challenge (RFC 6749 §4.1.2, RFC 7636 §4.4).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthorizationCodeRecord {
+    /// SHA-256 of the code.
+    pub digest: TokenDigest,
+    /// The client it was issued to.
+    pub client_id: String,
+    /// The user who authorized.
+    pub username: String,
+    /// The redirect URI the code was sent to.
+    pub redirect_uri: String,
+    /// Whether the authorization request named the redirect URI (then the token request must).
+    pub redirect_uri_given: bool,
+    /// The authorized scope.
+    pub scope: Scope,
+    /// PKCE S256 challenge.
+    pub code_challenge: Option<String>,
+    /// Issue time.
+    pub issued_at: Timestamp,
+    /// Expiry (`--auth-code-ttl`).
+    pub expires_at: Timestamp,
+}
+
+/// An authorization code with its redemption state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthorizationCodeState {
+    /// The code.
+    pub record: AuthorizationCodeRecord,
+    /// When it was exchanged.
+    pub used_at: Option<Timestamp>,
+    /// The grant created from it, so a second use can revoke it (RFC 6749 §4.1.2).
+    pub grant_id: Option<String>,
+}
+
+/// A signed-in browser session (stored by the digest of the cookie value).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    /// SHA-256 of the session token.
+    pub digest: TokenDigest,
+    /// The user.
+    pub username: String,
+    /// Sign-in time.
+    pub created_at: Timestamp,
+    /// Expiry.
+    pub expires_at: Timestamp,
+}
+
+/// A remembered consent: the user approved `scope` for the client.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Consent {
+    /// The user.
+    pub username: String,
+    /// The client.
+    pub client_id: String,
+    /// The approved scope; a later request within it skips the consent page.
+    pub scope: Scope,
+    /// When it was given (or last widened).
+    pub granted_at: Timestamp,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

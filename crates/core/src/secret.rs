@@ -49,6 +49,14 @@ secret_type!(
     /// A user's password, as typed.
     Password
 );
+secret_type!(
+    /// An authorization code (RFC 6749 §1.3.1), `twc_` + 256 random bits.
+    AuthorizationCode
+);
+secret_type!(
+    /// A browser session token (the `tw_session` cookie), `twu_` + 256 random bits.
+    SessionToken
+);
 
 #[cfg(test)]
 mod tests {

@@ -12,12 +12,15 @@ use crate::server::AuthorizationServer;
 use crate::store::Store;
 use crate::token::TokenResponse;
 
+pub mod authorization_code;
 pub mod client_credentials;
 pub mod refresh_token;
 
 /// The grants the token endpoint accepts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TokenGrant {
+    /// RFC 6749 §4.1.3 with RFC 7636
+    AuthorizationCode,
     /// RFC 6749 §4.4
     ClientCredentials,
     /// RFC 6749 §6
@@ -28,6 +31,7 @@ impl TokenGrant {
     /// From the `grant_type` parameter; `None` → `unsupported_grant_type`.
     pub fn parse(s: &str) -> Option<Self> {
         match s {
+            "authorization_code" => Some(Self::AuthorizationCode),
             "client_credentials" => Some(Self::ClientCredentials),
             "refresh_token" => Some(Self::RefreshToken),
             _ => None,
@@ -36,14 +40,16 @@ impl TokenGrant {
     /// The registered grant type a client needs for this grant.
     pub fn grant_type(self) -> GrantType {
         match self {
+            Self::AuthorizationCode => GrantType::AuthorizationCode,
             Self::ClientCredentials => GrantType::ClientCredentials,
             Self::RefreshToken => GrantType::RefreshToken,
         }
     }
     /// RFC 6749 §4.4: "The client credentials grant type MUST only be used by confidential
-    /// clients." Public clients may refresh (RFC 6749 §6, RFC 9700 §4.14.2 with rotation).
+    /// clients." Public clients may exchange codes (with PKCE) and refresh (RFC 6749 §6, RFC 9700
+    /// §4.14.2 with rotation).
     pub fn allows_public_clients(self) -> bool {
-        matches!(self, Self::RefreshToken)
+        matches!(self, Self::AuthorizationCode | Self::RefreshToken)
     }
 }
 
@@ -67,17 +73,18 @@ pub(crate) fn resolve_scope(requested: Option<&str>, allowed: &Scope) -> Result<
     }
 }
 
-impl<S: Store> AuthorizationServer<S> {
-    /// Mints a new user grant for `client` — an access token and, when the client is registered
-    /// for `refresh_token`, a refresh token — and returns the RFC 6749 §5.1 response body. This is
-    /// what the authorization-code exchange produces, and what `tokenwarden token issue` prints.
-    pub async fn issue_user_grant(
-        &self,
-        client: &Client,
-        username: &str,
-        scope: Option<&str>,
-    ) -> Result<Bytes, OAuthError> {
-        let scope = resolve_scope(scope, &client.scope)?;
+/// A new user grant with its first tokens and the token response, not yet stored.
+pub(crate) struct MintedGrant {
+    pub(crate) grant: Grant,
+    pub(crate) access: AccessTokenRecord,
+    pub(crate) refresh: Option<RefreshTokenRecord>,
+    pub(crate) body: Bytes,
+}
+
+impl<S> AuthorizationServer<S> {
+    /// Mints (without storing) a grant for `username` with an access token and, when the client
+    /// is registered for `refresh_token`, a refresh token.
+    pub(crate) fn mint_user_grant(&self, client: &Client, username: &str, scope: &Scope) -> Result<MintedGrant, OAuthError> {
         let now = self.clock.now();
         let random = self.random.as_ref();
         let grant = Grant {
@@ -99,11 +106,7 @@ impl<S: Store> AuthorizationServer<S> {
             issued_at: now,
             expires_at: now + self.config.access_token_ttl,
         };
-        let refresh_token = if client.allows(GrantType::RefreshToken) {
-            Some(new_refresh_token(random)?)
-        } else {
-            None
-        };
+        let refresh_token = if client.allows(GrantType::RefreshToken) { Some(new_refresh_token(random)?) } else { None };
         let refresh = refresh_token.as_ref().map(|t| RefreshTokenRecord {
             digest: TokenDigest::of(t.secret()),
             grant_id: grant.grant_id.clone(),
@@ -120,10 +123,20 @@ impl<S: Store> AuthorizationServer<S> {
             refresh_token: refresh_token.as_ref().map(|t| t.secret()),
             scope: scope.to_string(),
         })?;
-        self.store
-            .create_grant(&grant, &access, refresh.as_ref())
-            .await?;
-        Ok(body)
+        Ok(MintedGrant { grant, access, refresh, body })
+    }
+}
+
+impl<S: Store> AuthorizationServer<S> {
+    /// Mints and stores a new user grant for `client` — an access token and, when the client is
+    /// registered for `refresh_token`, a refresh token — and returns the RFC 6749 §5.1 response
+    /// body. The authorization-code exchange produces exactly this kind of grant; `tokenwarden
+    /// token issue` calls this directly.
+    pub async fn issue_user_grant(&self, client: &Client, username: &str, scope: Option<&str>) -> Result<Bytes, OAuthError> {
+        let scope = resolve_scope(scope, &client.scope)?;
+        let minted = self.mint_user_grant(client, username, &scope)?;
+        self.store.create_grant(&minted.grant, &minted.access, minted.refresh.as_ref()).await?;
+        Ok(minted.body)
     }
 }
 

@@ -5,12 +5,13 @@ use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
 
 use super::{
-    AdminStore, GrantFilter, PurgeCounts, PurgePolicy, Rotation, RotationInput, Store, StoreError,
+    AccountStore, AdminStore, GrantFilter, PurgeCounts, PurgePolicy, Redemption, Rotation, RotationInput, Store, StoreError,
 };
 use crate::clock::Timestamp;
 use crate::crypto::TokenDigest;
 use crate::model::{
-    AccessTokenRecord, AccessTokenState, Client, Grant, RefreshTokenRecord, RefreshTokenState, User,
+    AccessTokenRecord, AccessTokenState, AuthorizationCodeRecord, AuthorizationCodeState, Client, Consent, Grant,
+    RefreshTokenRecord, RefreshTokenState, Session, User,
 };
 
 #[derive(Debug, Clone)]
@@ -34,6 +35,9 @@ struct Inner {
     grants: HashMap<String, Grant>,
     access: HashMap<TokenDigest, AccessEntry>,
     refresh: HashMap<TokenDigest, RefreshEntry>,
+    codes: HashMap<TokenDigest, AuthorizationCodeState>,
+    sessions: HashMap<TokenDigest, Session>,
+    consents: HashMap<(String, String), Consent>,
 }
 
 impl Inner {
@@ -183,6 +187,9 @@ impl Store for MemoryStore {
         if !state.is_active(now) {
             return Ok(Rotation::NotRotated(state));
         }
+        if inner.refresh.contains_key(&new.refresh.digest) || inner.access.contains_key(&new.access.digest) {
+            return Err(StoreError::Conflict);
+        }
         let grant_id = state.record.grant_id.clone();
         if let Some(e) = inner.refresh.get_mut(old) {
             e.used_at = Some(now);
@@ -208,6 +215,52 @@ impl Store for MemoryStore {
             g.last_refreshed_at = Some(now);
         }
         Ok(Rotation::Rotated)
+    }
+
+    async fn insert_authorization_code(&self, code: &AuthorizationCodeRecord) -> Result<(), StoreError> {
+        let mut inner = self.lock()?;
+        if inner.codes.contains_key(&code.digest) {
+            return Err(StoreError::Conflict);
+        }
+        inner
+            .codes
+            .insert(code.digest, AuthorizationCodeState { record: code.clone(), used_at: None, grant_id: None });
+        Ok(())
+    }
+
+    async fn find_authorization_code(&self, digest: &TokenDigest) -> Result<Option<AuthorizationCodeState>, StoreError> {
+        Ok(self.lock()?.codes.get(digest).cloned())
+    }
+
+    async fn redeem_authorization_code(
+        &self,
+        code: &TokenDigest,
+        grant: &Grant,
+        access: &AccessTokenRecord,
+        refresh: Option<&RefreshTokenRecord>,
+        now: Timestamp,
+    ) -> Result<Redemption, StoreError> {
+        let mut inner = self.lock()?;
+        let Some(state) = inner.codes.get(code) else { return Ok(Redemption::Unknown) };
+        if state.used_at.is_some() || now >= state.record.expires_at {
+            return Ok(Redemption::AlreadyUsed { grant_id: state.grant_id.clone() });
+        }
+        if inner.grants.contains_key(&grant.grant_id)
+            || inner.access.contains_key(&access.digest)
+            || refresh.is_some_and(|r| inner.refresh.contains_key(&r.digest))
+        {
+            return Err(StoreError::Conflict);
+        }
+        if let Some(state) = inner.codes.get_mut(code) {
+            state.used_at = Some(now);
+            state.grant_id = Some(grant.grant_id.clone());
+        }
+        inner.grants.insert(grant.grant_id.clone(), grant.clone());
+        inner.access.insert(access.digest, AccessEntry { record: access.clone(), revoked_at: None });
+        if let Some(r) = refresh {
+            inner.refresh.insert(r.digest, RefreshEntry { record: r.clone(), used_at: None, sealed: None, revoked_at: None });
+        }
+        Ok(Redemption::Redeemed)
     }
 
     async fn revoke_access_token(
@@ -266,6 +319,7 @@ impl AdminStore for MemoryStore {
         if inner.clients.remove(client_id).is_none() {
             return Ok(None);
         }
+        inner.consents.retain(|(_, c), _| c != client_id);
         let ids = inner.matching_grants(&GrantFilter {
             username: None,
             client_id: Some(client_id.to_owned()),
@@ -333,11 +387,25 @@ impl AdminStore for MemoryStore {
             })
             .map(|(d, _)| *d)
             .collect();
+        let dead_codes: Vec<TokenDigest> =
+            inner.codes.iter().filter(|(_, c)| c.record.expires_at <= cutoff).map(|(d, _)| *d).collect();
+        let dead_sessions: Vec<TokenDigest> =
+            inner.sessions.iter().filter(|(_, s)| s.expires_at <= now).map(|(d, _)| *d).collect();
         let mut counts = PurgeCounts {
             access_tokens: dead_access.len() as u64,
             refresh_tokens: dead_refresh.len() as u64,
             grants: 0,
+            authorization_codes: dead_codes.len() as u64,
+            sessions: dead_sessions.len() as u64,
         };
+        if !dry_run {
+            for d in &dead_codes {
+                inner.codes.remove(d);
+            }
+            for d in &dead_sessions {
+                inner.sessions.remove(d);
+            }
+        }
         if !dry_run {
             for d in &dead_access {
                 inner.access.remove(d);
@@ -367,5 +435,39 @@ impl AdminStore for MemoryStore {
             }
         }
         Ok(counts)
+    }
+}
+
+impl AccountStore for MemoryStore {
+    async fn create_session(&self, session: &Session) -> Result<(), StoreError> {
+        let mut inner = self.lock()?;
+        if inner.sessions.contains_key(&session.digest) {
+            return Err(StoreError::Conflict);
+        }
+        inner.sessions.insert(session.digest, session.clone());
+        Ok(())
+    }
+
+    async fn find_session(&self, digest: &TokenDigest) -> Result<Option<Session>, StoreError> {
+        Ok(self.lock()?.sessions.get(digest).cloned())
+    }
+
+    async fn delete_session(&self, digest: &TokenDigest) -> Result<(), StoreError> {
+        self.lock()?.sessions.remove(digest);
+        Ok(())
+    }
+
+    async fn find_consent(&self, username: &str, client_id: &str) -> Result<Option<Consent>, StoreError> {
+        Ok(self.lock()?.consents.get(&(username.to_owned(), client_id.to_owned())).cloned())
+    }
+
+    async fn save_consent(&self, consent: &Consent) -> Result<(), StoreError> {
+        self.lock()?.consents.insert((consent.username.clone(), consent.client_id.clone()), consent.clone());
+        Ok(())
+    }
+
+    async fn delete_consent(&self, username: &str, client_id: &str) -> Result<(), StoreError> {
+        self.lock()?.consents.remove(&(username.to_owned(), client_id.to_owned()));
+        Ok(())
     }
 }

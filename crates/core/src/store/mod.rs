@@ -14,7 +14,8 @@ use serde::Serialize;
 use crate::clock::Timestamp;
 use crate::crypto::TokenDigest;
 use crate::model::{
-    AccessTokenRecord, AccessTokenState, Client, Grant, RefreshTokenRecord, RefreshTokenState, User,
+    AccessTokenRecord, AccessTokenState, AuthorizationCodeRecord, AuthorizationCodeState, Client, Consent, Grant,
+    RefreshTokenRecord, RefreshTokenState, Session, User,
 };
 
 pub mod memory;
@@ -44,7 +45,7 @@ pub struct RotationInput {
 }
 
 /// Outcome of [`Store::rotate_refresh_token`].
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Rotation {
     /// The old token was current, unexpired and unrevoked; it is now used and the successor stored.
     Rotated,
@@ -55,7 +56,22 @@ pub enum Rotation {
     Unknown,
 }
 
-/// Which grants an admin operation concerns.
+/// Outcome of [`Store::redeem_authorization_code`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Redemption {
+    /// The code was unused and unexpired; it is now used and the grant with its tokens stored.
+    Redeemed,
+    /// The code was already used (or expired meanwhile); carries the grant created at its first
+    /// use, if any, so the caller can revoke it.
+    AlreadyUsed {
+        /// Grant issued from the code's first use.
+        grant_id: Option<String>,
+    },
+    /// No such code.
+    Unknown,
+}
+
+/// Which grants an admin operation concerns. An empty filter matches every grant.
 #[derive(Debug, Clone, Default)]
 pub struct GrantFilter {
     /// Only this user's grants.
@@ -69,7 +85,8 @@ pub struct GrantFilter {
 pub struct PurgePolicy {
     /// Rows revoked longer ago than this are deleted (seconds).
     pub revoked_retention: i64,
-    /// Rows deleted per statement, so a purge never holds the write lock for long.
+    /// Rows deleted per statement, so a purge never holds the write lock for long. `0` is
+    /// treated as `1`.
     pub batch_size: u32,
 }
 
@@ -91,6 +108,11 @@ pub struct PurgeCounts {
     pub refresh_tokens: u64,
     /// Grants deleted.
     pub grants: u64,
+    /// Authorization codes deleted (kept past expiry for the retention period, so a late second
+    /// use is still detected as reuse).
+    pub authorization_codes: u64,
+    /// Expired browser sessions deleted.
+    pub sessions: u64,
 }
 
 /// The request-path storage operations.
@@ -102,7 +124,7 @@ pub trait Store: Send + Sync {
     ) -> impl Future<Output = Result<Option<Client>, StoreError>> + Send;
 
     /// Stores a grant-less access token (`client_credentials`). When this returns `Ok` the write
-    /// is durable.
+    /// is durable. Every token that names a grant must name an existing one.
     fn insert_access_token(
         &self,
         token: &AccessTokenRecord,
@@ -139,6 +161,27 @@ pub trait Store: Send + Sync {
         new: &RotationInput,
         now: Timestamp,
     ) -> impl Future<Output = Result<Rotation, StoreError>> + Send;
+
+    /// Stores a new authorization code.
+    fn insert_authorization_code(&self, code: &AuthorizationCodeRecord) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// An authorization code by digest, with its redemption state.
+    fn find_authorization_code(
+        &self,
+        digest: &TokenDigest,
+    ) -> impl Future<Output = Result<Option<AuthorizationCodeState>, StoreError>> + Send;
+
+    /// The code compare-and-set: if the code is unused and `now < expires_at`, mark it used at
+    /// `now`, record `grant.grant_id` on it and create the grant with its tokens — one
+    /// transaction. Of N concurrent calls with the same code, exactly one gets `Redeemed`.
+    fn redeem_authorization_code(
+        &self,
+        code: &TokenDigest,
+        grant: &Grant,
+        access: &AccessTokenRecord,
+        refresh: Option<&RefreshTokenRecord>,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<Redemption, StoreError>> + Send;
 
     /// Revokes one access token. Idempotent.
     fn revoke_access_token(
@@ -205,6 +248,22 @@ pub trait AdminStore: Store {
     ) -> impl Future<Output = Result<PurgeCounts, StoreError>> + Send;
 }
 
+/// Browser sessions and remembered consents (the login, consent and account pages).
+pub trait AccountStore: AdminStore {
+    /// Stores a new session.
+    fn create_session(&self, session: &Session) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// A session by digest (expired ones too; the caller checks `expires_at`).
+    fn find_session(&self, digest: &TokenDigest) -> impl Future<Output = Result<Option<Session>, StoreError>> + Send;
+    /// Ends a session. Idempotent.
+    fn delete_session(&self, digest: &TokenDigest) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// The consent a user gave a client, if any.
+    fn find_consent(&self, username: &str, client_id: &str) -> impl Future<Output = Result<Option<Consent>, StoreError>> + Send;
+    /// Records (or replaces) a consent.
+    fn save_consent(&self, consent: &Consent) -> impl Future<Output = Result<(), StoreError>> + Send;
+    /// Forgets a consent (after "Revoke access", the next authorization asks again). Idempotent.
+    fn delete_consent(&self, username: &str, client_id: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
+}
+
 impl<S: Store + ?Sized> Store for Arc<S> {
     fn find_client(
         &self,
@@ -245,6 +304,25 @@ impl<S: Store + ?Sized> Store for Arc<S> {
         now: Timestamp,
     ) -> impl Future<Output = Result<Rotation, StoreError>> + Send {
         (**self).rotate_refresh_token(old, new, now)
+    }
+    fn insert_authorization_code(&self, code: &AuthorizationCodeRecord) -> impl Future<Output = Result<(), StoreError>> + Send {
+        (**self).insert_authorization_code(code)
+    }
+    fn find_authorization_code(
+        &self,
+        digest: &TokenDigest,
+    ) -> impl Future<Output = Result<Option<AuthorizationCodeState>, StoreError>> + Send {
+        (**self).find_authorization_code(digest)
+    }
+    fn redeem_authorization_code(
+        &self,
+        code: &TokenDigest,
+        grant: &Grant,
+        access: &AccessTokenRecord,
+        refresh: Option<&RefreshTokenRecord>,
+        now: Timestamp,
+    ) -> impl Future<Output = Result<Redemption, StoreError>> + Send {
+        (**self).redeem_authorization_code(code, grant, access, refresh, now)
     }
     fn revoke_access_token(
         &self,
