@@ -12,7 +12,7 @@ use crate::crypto::TokenDigest;
 use crate::error::{ErrorCode, OAuthError};
 use crate::grant::resolve_scope;
 use crate::model::{AuthorizationCodeRecord, Client, GrantType, Scope};
-use crate::pkce::is_valid_verifier_syntax;
+use crate::pkce::is_valid_verifier_syntax_chars;
 use crate::random::new_authorization_code;
 use crate::server::AuthorizationServer;
 use crate::store::Store;
@@ -137,7 +137,8 @@ impl<S: Store> AuthorizationServer<S> {
             .map_err(|e: OAuthError| fail(&request, e.code, &e.description))?;
         // RFC 7636 §4.3; `plain` is refused (RFC 9700 §2.1.1: use S256).
         match (params.get("code_challenge"), params.get("code_challenge_method")) {
-            (Some(challenge), Some("S256")) if is_valid_verifier_syntax(challenge) => {
+            // An S256 challenge is BASE64URL(SHA-256(..)): exactly 43 characters (RFC 7636 §4.2).
+            (Some(challenge), Some("S256")) if challenge.len() == 43 && is_valid_verifier_syntax_chars(challenge) => {
                 request.code_challenge = Some(challenge.to_owned());
             }
             (Some(_), Some("S256")) => {

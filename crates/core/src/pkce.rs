@@ -8,8 +8,12 @@ use subtle::ConstantTimeEq;
 /// RFC 7636 §4.1: `code-verifier = 43*128unreserved`, `unreserved = ALPHA / DIGIT / "-" / "." /
 /// "_" / "~"`. The same syntax bounds a `code_challenge` (§4.2 gives 43 characters for S256).
 pub fn is_valid_verifier_syntax(s: &str) -> bool {
-    (43..=128).contains(&s.len())
-        && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'))
+    (43..=128).contains(&s.len()) && is_valid_verifier_syntax_chars(s)
+}
+
+/// Only `unreserved` characters (RFC 3986 §2.3).
+pub fn is_valid_verifier_syntax_chars(s: &str) -> bool {
+    s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'))
 }
 
 /// RFC 7636 §4.2: `code_challenge = BASE64URL-ENCODE(SHA256(ASCII(code_verifier)))`.

@@ -14,6 +14,7 @@
 
 mod support;
 
+mod authorization;
 mod client_auth;
 mod client_credentials;
 mod introspection;

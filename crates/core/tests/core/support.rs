@@ -14,13 +14,14 @@ use serde_json::Value;
 use tokenwarden_core::clock::{ManualClock, Timestamp};
 use tokenwarden_core::crypto::TokenDigest;
 use tokenwarden_core::model::{
-    AccessTokenRecord, AccessTokenState, Client, Grant, GrantType, RefreshTokenRecord,
-    RefreshTokenState, Scope,
+    AccessTokenRecord, AccessTokenState, AuthorizationCodeRecord, AuthorizationCodeState, Client,
+    Grant, GrantType, RefreshTokenRecord, RefreshTokenState, Scope,
 };
 use tokenwarden_core::random::OsRandom;
 use tokenwarden_core::store::memory::MemoryStore;
 use tokenwarden_core::store::{
-    AdminStore, GrantFilter, PurgeCounts, PurgePolicy, Rotation, RotationInput, Store, StoreError,
+    AdminStore, GrantFilter, PurgeCounts, PurgePolicy, Redemption, Rotation, RotationInput, Store,
+    StoreError,
 };
 use tokenwarden_core::{AuthorizationServer, Config, Outcome};
 
@@ -530,5 +531,32 @@ impl Store for FlakyStore {
     async fn revoke_grant(&self, grant_id: &str, now: Timestamp) -> Result<bool, StoreError> {
         self.write()?;
         self.inner.revoke_grant(grant_id, now).await
+    }
+    async fn insert_authorization_code(
+        &self,
+        code: &AuthorizationCodeRecord,
+    ) -> Result<(), StoreError> {
+        self.write()?;
+        self.inner.insert_authorization_code(code).await
+    }
+    async fn find_authorization_code(
+        &self,
+        digest: &TokenDigest,
+    ) -> Result<Option<AuthorizationCodeState>, StoreError> {
+        self.token_read()?;
+        self.inner.find_authorization_code(digest).await
+    }
+    async fn redeem_authorization_code(
+        &self,
+        code: &TokenDigest,
+        grant: &Grant,
+        access: &AccessTokenRecord,
+        refresh: Option<&RefreshTokenRecord>,
+        now: Timestamp,
+    ) -> Result<Redemption, StoreError> {
+        self.write()?;
+        self.inner
+            .redeem_authorization_code(code, grant, access, refresh, now)
+            .await
     }
 }
