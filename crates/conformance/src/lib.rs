@@ -4,16 +4,32 @@
 //! every backend"). Every storage backend — memory, SQLite, PostgreSQL — must behave exactly like
 //! the reference, [`tokenwarden_core::store::memory::MemoryStore`], on every case here.
 //!
-//! Each case is a `pub async fn` generic over [`AdminStore`] that takes a **fresh, empty** store.
-//! A backend runs them all with one line in a test file (its crate needs `tokio` as a
-//! dev-dependency):
+//! Each case is a `pub async fn` generic over [`AccountStore`] (which implies
+//! [`AdminStore`](tokenwarden_core::store::AdminStore) and [`Store`](tokenwarden_core::store::Store))
+//! that takes a **fresh, empty** store. A backend runs them all with one line in a test
+//! file (its crate needs `tokio` as a dev-dependency):
 //!
 //! ```text
 //! tokenwarden_conformance::conformance_suite!(async { MyStore::open(":memory:").await.unwrap() });
 //! ```
 //!
 //! which expands into one `#[tokio::test(flavor = "multi_thread", worker_threads = 4)]` per case,
-//! each awaiting the expression for its own store.
+//! each awaiting the expression for its own store. A backend whose store needs setting up and
+//! tearing down around each case (a temporary database file, a schema to drop) names a runner
+//! instead, which gets the case's name and the case, and calls the case with a fresh store:
+//!
+//! ```text
+//! tokenwarden_conformance::conformance_suite!(run = on_temp_file);
+//!
+//! async fn on_temp_file<F, Fut>(name: &'static str, case: F)
+//! where
+//!     F: FnOnce(MyStore) -> Fut,
+//!     Fut: std::future::Future<Output = ()>,
+//! { /* create, case(store).await, clean up */ }
+//! ```
+//!
+//! Either way the list of cases lives in this crate only, so a case added here runs on every
+//! backend without touching it.
 //!
 //! All data is built with fixed timestamps around [`T0`]; nothing reads the wall clock, so a
 //! backend must take `now` from its arguments only.
@@ -31,10 +47,12 @@ use futures_util::future::join_all;
 use tokenwarden_core::clock::Timestamp;
 use tokenwarden_core::crypto::TokenDigest;
 use tokenwarden_core::model::{
-    AccessTokenRecord, Client, Grant, GrantType, RefreshTokenRecord, Scope, User,
+    AccessTokenRecord, AuthorizationCodeRecord, AuthorizationCodeState, Client, Consent, Grant,
+    GrantType, RefreshTokenRecord, Scope, Session, User,
 };
 use tokenwarden_core::store::{
-    AdminStore, GrantFilter, PurgeCounts, PurgePolicy, Rotation, RotationInput, StoreError,
+    AccountStore, GrantFilter, PurgeCounts, PurgePolicy, Redemption, Rotation, RotationInput,
+    StoreError,
 };
 
 /// The instant every case starts at (2023-11-14T22:13:20Z).
@@ -43,8 +61,13 @@ pub const T0: Timestamp = 1_700_000_000;
 pub const ACCESS_TTL: i64 = 3600;
 /// Refresh-token lifetime used by the fixtures.
 pub const REFRESH_TTL: i64 = 30 * 24 * 3600;
-/// Revoked-row retention used by the purge cases.
+/// Revoked-row retention used by the purge cases (and how long a code is kept past its expiry).
 pub const RETENTION: i64 = 24 * 3600;
+/// Authorization-code lifetime used by the fixtures (RFC 6749 §4.1.2 recommends at most 10
+/// minutes).
+pub const CODE_TTL: i64 = 600;
+/// Browser-session lifetime used by the fixtures.
+pub const SESSION_TTL: i64 = 8 * 3600;
 
 // ---------------------------------------------------------------------------------------------
 // Fixtures
@@ -156,7 +179,114 @@ fn rotation(label: &str, old: &RefreshTokenRecord, now: Timestamp) -> RotationIn
     }
 }
 
-async fn seed_client_and_user<S: AdminStore>(store: &S, client_id: &str, username: &str) {
+/// An authorization code `label` for `client_id` and `username`, issued at `issued_at`, with a
+/// PKCE challenge (the RFC 7636 Appendix B one) and every field set.
+fn code(
+    label: &str,
+    client_id: &str,
+    username: &str,
+    issued_at: Timestamp,
+) -> AuthorizationCodeRecord {
+    AuthorizationCodeRecord {
+        digest: digest(&format!("code/{label}")),
+        client_id: client_id.to_owned(),
+        username: username.to_owned(),
+        redirect_uri: format!("https://{client_id}.example/cb?tenant=1"),
+        redirect_uri_given: true,
+        scope: scope("read write"),
+        code_challenge: Some("E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM".to_owned()),
+        issued_at,
+        expires_at: issued_at + CODE_TTL,
+    }
+}
+
+/// A code `label` expiring at `expires_at`.
+fn code_expiring(label: &str, expires_at: Timestamp) -> AuthorizationCodeRecord {
+    code(label, "app", "alice", expires_at - CODE_TTL)
+}
+
+/// What the token endpoint mints when it redeems `c` at `now`: grant `grant_id` with an access
+/// token and, when `with_refresh`, a refresh token, labelled after the grant.
+struct Issue {
+    grant: Grant,
+    access: AccessTokenRecord,
+    refresh: Option<RefreshTokenRecord>,
+}
+
+fn issue(grant_id: &str, c: &AuthorizationCodeRecord, now: Timestamp, with_refresh: bool) -> Issue {
+    let mut g = grant(grant_id, &c.client_id, &c.username, now);
+    g.scope = c.scope.clone();
+    let access = access(&format!("{grant_id}/access"), Some(&g), &c.client_id, now);
+    let refresh = with_refresh.then(|| refresh(&format!("{grant_id}/refresh"), &g, now));
+    Issue {
+        grant: g,
+        access,
+        refresh,
+    }
+}
+
+async fn redeem<S: AccountStore>(
+    store: &S,
+    c: &TokenDigest,
+    i: &Issue,
+    now: Timestamp,
+) -> Result<Redemption, StoreError> {
+    store
+        .redeem_authorization_code(c, &i.grant, &i.access, i.refresh.as_ref(), now)
+        .await
+}
+
+async fn code_state<S: AccountStore>(store: &S, c: &TokenDigest) -> AuthorizationCodeState {
+    store
+        .find_authorization_code(c)
+        .await
+        .unwrap()
+        .expect("authorization code should exist")
+}
+
+/// Nothing of `i` was stored: no grant, no access token, no refresh token.
+async fn assert_not_issued<S: AccountStore>(store: &S, i: &Issue, why: &str) {
+    assert_eq!(
+        grant_by_id(store, &i.grant.grant_id).await,
+        None,
+        "{why}: no grant {}",
+        i.grant.grant_id
+    );
+    assert_eq!(
+        store.find_access_token(&i.access.digest).await.unwrap(),
+        None,
+        "{why}: no access token of {}",
+        i.grant.grant_id
+    );
+    if let Some(r) = &i.refresh {
+        assert_eq!(
+            store.find_refresh_token(&r.digest).await.unwrap(),
+            None,
+            "{why}: no refresh token of {}",
+            i.grant.grant_id
+        );
+    }
+}
+
+fn session(label: &str, username: &str, created_at: Timestamp) -> Session {
+    Session {
+        digest: digest(&format!("session/{label}")),
+        username: username.to_owned(),
+        created_at,
+        expires_at: created_at + SESSION_TTL,
+    }
+}
+
+fn consent(username: &str, client_id: &str, s: &str, granted_at: Timestamp) -> Consent {
+    Consent {
+        username: username.to_owned(),
+        client_id: client_id.to_owned(),
+        scope: scope(s),
+        granted_at,
+    }
+}
+
+async fn seed_client_and_user<S: AccountStore>(store: &S, client_id: &str, username: &str) {
     if store.find_client(client_id).await.unwrap().is_none() {
         store.create_client(&client(client_id)).await.unwrap();
     }
@@ -167,7 +297,7 @@ async fn seed_client_and_user<S: AdminStore>(store: &S, client_id: &str, usernam
 
 /// A grant with its first access token and, when `with_refresh`, its first refresh token, all
 /// issued at `created_at`. Labels are derived from the grant id.
-async fn seed_grant<S: AdminStore>(
+async fn seed_grant<S: AccountStore>(
     store: &S,
     grant_id: &str,
     client_id: &str,
@@ -188,7 +318,7 @@ async fn seed_grant<S: AdminStore>(
     (g, a, r)
 }
 
-async fn grant_by_id<S: AdminStore>(store: &S, grant_id: &str) -> Option<Grant> {
+async fn grant_by_id<S: AccountStore>(store: &S, grant_id: &str) -> Option<Grant> {
     store
         .list_grants(&GrantFilter::default())
         .await
@@ -197,7 +327,7 @@ async fn grant_by_id<S: AdminStore>(store: &S, grant_id: &str) -> Option<Grant> 
         .find(|g| g.grant_id == grant_id)
 }
 
-async fn access_revoked<S: AdminStore>(store: &S, d: &TokenDigest) -> bool {
+async fn access_revoked<S: AccountStore>(store: &S, d: &TokenDigest) -> bool {
     store
         .find_access_token(d)
         .await
@@ -206,7 +336,7 @@ async fn access_revoked<S: AdminStore>(store: &S, d: &TokenDigest) -> bool {
         .revoked
 }
 
-async fn refresh_revoked<S: AdminStore>(store: &S, d: &TokenDigest) -> bool {
+async fn refresh_revoked<S: AccountStore>(store: &S, d: &TokenDigest) -> bool {
     store
         .find_refresh_token(d)
         .await
@@ -216,7 +346,7 @@ async fn refresh_revoked<S: AdminStore>(store: &S, d: &TokenDigest) -> bool {
 }
 
 /// A token is dead when it is gone or reads as revoked: either way no endpoint accepts it.
-async fn access_dead<S: AdminStore>(store: &S, d: &TokenDigest) -> bool {
+async fn access_dead<S: AccountStore>(store: &S, d: &TokenDigest) -> bool {
     store
         .find_access_token(d)
         .await
@@ -224,7 +354,7 @@ async fn access_dead<S: AdminStore>(store: &S, d: &TokenDigest) -> bool {
         .is_none_or(|t| t.revoked)
 }
 
-async fn refresh_dead<S: AdminStore>(store: &S, d: &TokenDigest) -> bool {
+async fn refresh_dead<S: AccountStore>(store: &S, d: &TokenDigest) -> bool {
     store
         .find_refresh_token(d)
         .await
@@ -263,7 +393,7 @@ fn policy(batch_size: u32) -> PurgePolicy {
 
 /// `create_client` stores every field; `find_client` returns it unchanged (confidential and
 /// public alike) and `None` for an unknown id.
-pub async fn created_client_is_found_with_every_field<S: AdminStore>(store: S) {
+pub async fn created_client_is_found_with_every_field<S: AccountStore>(store: S) {
     let confidential = client("app");
     let mut public = client("spa");
     public.secret_digest = None;
@@ -289,7 +419,7 @@ pub async fn created_client_is_found_with_every_field<S: AdminStore>(store: S) {
 }
 
 /// A second `create_client` with a taken id is `Conflict` and leaves the first one intact.
-pub async fn create_client_with_taken_id_conflicts<S: AdminStore>(store: S) {
+pub async fn create_client_with_taken_id_conflicts<S: AccountStore>(store: S) {
     let first = client("app");
     store.create_client(&first).await.unwrap();
     let mut second = client("app");
@@ -306,7 +436,7 @@ pub async fn create_client_with_taken_id_conflicts<S: AdminStore>(store: S) {
 
 /// `list_clients` returns every client ordered by `client_id`, whatever the insertion order;
 /// an empty store lists nothing.
-pub async fn list_clients_is_ordered_by_client_id<S: AdminStore>(store: S) {
+pub async fn list_clients_is_ordered_by_client_id<S: AccountStore>(store: S) {
     assert!(store.list_clients().await.unwrap().is_empty());
     for id in ["m-client", "b-client", "z-client", "a-client", "k-client"] {
         store.create_client(&client(id)).await.unwrap();
@@ -326,7 +456,9 @@ pub async fn list_clients_is_ordered_by_client_id<S: AdminStore>(store: S) {
 
 /// `set_client_secret` replaces the digest and answers `true`; for an unknown client it answers
 /// `false` and creates nothing.
-pub async fn set_client_secret_replaces_digest_or_reports_missing_client<S: AdminStore>(store: S) {
+pub async fn set_client_secret_replaces_digest_or_reports_missing_client<S: AccountStore>(
+    store: S,
+) {
     store.create_client(&client("app")).await.unwrap();
     store.create_client(&client("other")).await.unwrap();
     let new = TokenDigest::of("rotated-secret");
@@ -349,7 +481,7 @@ pub async fn set_client_secret_replaces_digest_or_reports_missing_client<S: Admi
 /// `delete_client` removes the client, revokes its active grants (counting them; an already
 /// revoked grant is not counted) with all their tokens, and its grant-less access tokens; other
 /// clients' grants and tokens are untouched.
-pub async fn delete_client_revokes_its_grants_and_grantless_tokens<S: AdminStore>(store: S) {
+pub async fn delete_client_revokes_its_grants_and_grantless_tokens<S: AccountStore>(store: S) {
     let (_, a1, r1) = seed_grant(&store, "g1", "app", "alice", T0, true).await;
     let (_, a2, _) = seed_grant(&store, "g2", "app", "bob", T0 + 1, false).await;
     let (_, a3, r3) = seed_grant(&store, "g3", "app", "alice", T0 + 2, true).await;
@@ -401,12 +533,20 @@ pub async fn delete_client_revokes_its_grants_and_grantless_tokens<S: AdminStore
     );
 }
 
-/// `delete_client` of an unknown id answers `None` and touches nothing.
-pub async fn delete_missing_client_returns_none<S: AdminStore>(store: S) {
+/// `delete_client` of an unknown id answers `None` and touches nothing (not even consents that
+/// name that id).
+pub async fn delete_missing_client_returns_none<S: AccountStore>(store: S) {
     let (_, a, _) = seed_grant(&store, "g1", "app", "alice", T0, true).await;
+    // A consent naming a client that does not exist is not the business of `delete_client`.
+    let stray = consent("alice", "ghost", "read", T0);
+    store.save_consent(&stray).await.unwrap();
     assert_eq!(store.delete_client("ghost", T0).await.unwrap(), None);
     assert_eq!(store.list_clients().await.unwrap().len(), 1);
     assert!(!access_revoked(&store, &a.digest).await);
+    assert_eq!(
+        store.find_consent("alice", "ghost").await.unwrap(),
+        Some(stray)
+    );
     // Deleting twice: the second time the client is missing.
     assert_eq!(store.delete_client("app", T0).await.unwrap(), Some(1));
     assert_eq!(store.delete_client("app", T0).await.unwrap(), None);
@@ -418,7 +558,7 @@ pub async fn delete_missing_client_returns_none<S: AdminStore>(store: S) {
 
 /// `create_user` stores the user; `find_user` returns it unchanged, and `None` for an unknown
 /// name.
-pub async fn created_user_is_found_by_name<S: AdminStore>(store: S) {
+pub async fn created_user_is_found_by_name<S: AccountStore>(store: S) {
     let alice = user("alice");
     store.create_user(&alice).await.unwrap();
     store.create_user(&user("bob")).await.unwrap();
@@ -429,7 +569,7 @@ pub async fn created_user_is_found_by_name<S: AdminStore>(store: S) {
 }
 
 /// A second `create_user` with a taken name is `Conflict` and keeps the first password hash.
-pub async fn create_user_with_taken_name_conflicts<S: AdminStore>(store: S) {
+pub async fn create_user_with_taken_name_conflicts<S: AccountStore>(store: S) {
     let alice = user("alice");
     store.create_user(&alice).await.unwrap();
     let mut again = user("alice");
@@ -448,7 +588,7 @@ pub async fn create_user_with_taken_name_conflicts<S: AdminStore>(store: S) {
 
 /// `insert_access_token` stores a grant-less token; `find_access_token` returns its record,
 /// not revoked, and `None` for an unknown digest.
-pub async fn inserted_access_token_is_found_by_digest<S: AdminStore>(store: S) {
+pub async fn inserted_access_token_is_found_by_digest<S: AccountStore>(store: S) {
     store.create_client(&client("app")).await.unwrap();
     let token = access("cc", None, "app", T0);
     store.insert_access_token(&token).await.unwrap();
@@ -469,7 +609,7 @@ pub async fn inserted_access_token_is_found_by_digest<S: AdminStore>(store: S) {
 }
 
 /// Inserting an access token whose digest exists fails and leaves the stored record unchanged.
-pub async fn insert_access_token_with_existing_digest_fails<S: AdminStore>(store: S) {
+pub async fn insert_access_token_with_existing_digest_fails<S: AccountStore>(store: S) {
     store.create_client(&client("app")).await.unwrap();
     store.create_client(&client("other")).await.unwrap();
     let token = access("cc", None, "app", T0);
@@ -490,7 +630,7 @@ pub async fn insert_access_token_with_existing_digest_fails<S: AdminStore>(store
 
 /// `create_grant` with a refresh token stores the grant, its access token and its refresh token
 /// (unused, no sealed successor, not revoked).
-pub async fn create_grant_with_refresh_stores_all_three<S: AdminStore>(store: S) {
+pub async fn create_grant_with_refresh_stores_all_three<S: AccountStore>(store: S) {
     seed_client_and_user(&store, "app", "alice").await;
     let g = grant("g1", "app", "alice", T0);
     let a = access("a1", Some(&g), "app", T0);
@@ -513,7 +653,7 @@ pub async fn create_grant_with_refresh_stores_all_three<S: AdminStore>(store: S)
 }
 
 /// `create_grant` without a refresh token stores the grant and its access token only.
-pub async fn create_grant_without_refresh_stores_no_refresh_token<S: AdminStore>(store: S) {
+pub async fn create_grant_without_refresh_stores_no_refresh_token<S: AccountStore>(store: S) {
     seed_client_and_user(&store, "app", "alice").await;
     let g = grant("g1", "app", "alice", T0);
     let a = access("a1", Some(&g), "app", T0);
@@ -533,7 +673,7 @@ pub async fn create_grant_without_refresh_stores_no_refresh_token<S: AdminStore>
 
 /// `create_grant` is atomic: when its refresh digest already exists, it fails and stores
 /// neither the grant nor its access token.
-pub async fn create_grant_is_all_or_nothing<S: AdminStore>(store: S) {
+pub async fn create_grant_is_all_or_nothing<S: AccountStore>(store: S) {
     let (_, _, existing) = seed_grant(&store, "g1", "app", "alice", T0, true).await;
     let existing = existing.unwrap();
     let g2 = grant("g2", "app", "alice", T0 + 1);
@@ -569,7 +709,7 @@ pub async fn create_grant_is_all_or_nothing<S: AdminStore>(store: S) {
 
 /// Revoking a grant makes every access and refresh token of it read as revoked, stamps the
 /// grant's `revoked_at`, and leaves other grants and grant-less tokens alone.
-pub async fn revoking_grant_makes_its_tokens_read_revoked<S: AdminStore>(store: S) {
+pub async fn revoking_grant_makes_its_tokens_read_revoked<S: AccountStore>(store: S) {
     let (_, a1, r1) = seed_grant(&store, "g1", "app", "alice", T0, true).await;
     let r1 = r1.unwrap();
     // A second generation in the same grant, via rotation.
@@ -610,7 +750,7 @@ pub async fn revoking_grant_makes_its_tokens_read_revoked<S: AdminStore>(store: 
 
 /// `revoke_grant` answers `true` the first time and `false` after (idempotent, keeping the first
 /// `revoked_at`), and `false` for an unknown grant.
-pub async fn revoke_grant_returns_true_once_then_false<S: AdminStore>(store: S) {
+pub async fn revoke_grant_returns_true_once_then_false<S: AccountStore>(store: S) {
     seed_grant(&store, "g1", "app", "alice", T0, true).await;
     assert!(store.revoke_grant("g1", T0 + 1).await.unwrap());
     assert!(!store.revoke_grant("g1", T0 + 2).await.unwrap());
@@ -625,7 +765,7 @@ pub async fn revoke_grant_returns_true_once_then_false<S: AdminStore>(store: S) 
 
 /// `revoke_access_token` revokes one access token, idempotently; its grant, the grant's refresh
 /// token and sibling tokens stay active; an unknown digest is `Ok`.
-pub async fn revoke_access_token_is_idempotent_and_leaves_grant_alone<S: AdminStore>(store: S) {
+pub async fn revoke_access_token_is_idempotent_and_leaves_grant_alone<S: AccountStore>(store: S) {
     let (_, a, r) = seed_grant(&store, "g1", "app", "alice", T0, true).await;
     let r = r.unwrap();
     let next = rotation("gen2", &r, T0 + 1);
@@ -653,7 +793,7 @@ pub async fn revoke_access_token_is_idempotent_and_leaves_grant_alone<S: AdminSt
 
 /// A second `revoke_access_token` does not move the revocation time: purge (which deletes rows
 /// revoked longer ago than the retention) still sees the first one.
-pub async fn revoke_access_token_keeps_the_first_revocation_time<S: AdminStore>(store: S) {
+pub async fn revoke_access_token_keeps_the_first_revocation_time<S: AccountStore>(store: S) {
     store.create_client(&client("app")).await.unwrap();
     let mut token = access("cc", None, "app", T0);
     token.expires_at = T0 + 10 * RETENTION;
@@ -679,7 +819,7 @@ pub async fn revoke_access_token_keeps_the_first_revocation_time<S: AdminStore>(
 /// successor access and refresh tokens are stored, and the successor can rotate in turn. A second
 /// rotation of the old token is `NotRotated`, carrying the first `used_at` and sealed response,
 /// not revoked, and stores none of its candidate tokens.
-pub async fn rotate_rotates_once_then_reports_not_rotated<S: AdminStore>(store: S) {
+pub async fn rotate_rotates_once_then_reports_not_rotated<S: AccountStore>(store: S) {
     let (_, _, r) = seed_grant(&store, "g1", "app", "alice", T0, true).await;
     let r = r.unwrap();
     let first = rotation("first", &r, T0 + 10);
@@ -763,7 +903,7 @@ pub async fn rotate_rotates_once_then_reports_not_rotated<S: AdminStore>(store: 
 }
 
 /// Rotating a digest that was never stored is `Unknown` and stores nothing.
-pub async fn rotate_unknown_digest_is_unknown<S: AdminStore>(store: S) {
+pub async fn rotate_unknown_digest_is_unknown<S: AccountStore>(store: S) {
     let (g, _, _) = seed_grant(&store, "g1", "app", "alice", T0, true).await;
     let ghost = refresh("ghost", &g, T0);
     let input = rotation("from-ghost", &ghost, T0 + 1);
@@ -793,7 +933,7 @@ pub async fn rotate_unknown_digest_is_unknown<S: AdminStore>(store: S) {
 
 /// A refresh token is expired from `expires_at` on: rotating at `expires_at` is `NotRotated`
 /// (unused, not revoked) and stores nothing; one second earlier it rotates.
-pub async fn rotate_at_or_after_expiry_is_not_rotated<S: AdminStore>(store: S) {
+pub async fn rotate_at_or_after_expiry_is_not_rotated<S: AccountStore>(store: S) {
     let (_, _, r1) = seed_grant(&store, "g1", "app", "alice", T0, true).await;
     let r1 = r1.unwrap();
     let at_expiry = r1.expires_at;
@@ -852,7 +992,7 @@ pub async fn rotate_at_or_after_expiry_is_not_rotated<S: AdminStore>(store: S) {
 
 /// Rotating a refresh token of a revoked grant is `NotRotated` with `revoked`, and stores
 /// nothing.
-pub async fn rotate_revoked_token_is_not_rotated<S: AdminStore>(store: S) {
+pub async fn rotate_revoked_token_is_not_rotated<S: AccountStore>(store: S) {
     let (_, _, r) = seed_grant(&store, "g1", "app", "alice", T0, true).await;
     let r = r.unwrap();
     store.revoke_grant("g1", T0 + 1).await.unwrap();
@@ -887,7 +1027,7 @@ pub async fn rotate_revoked_token_is_not_rotated<S: AdminStore>(store: S) {
 
 /// Each successful rotation stamps the grant's `last_refreshed_at` with its `now`; other grants
 /// are not stamped.
-pub async fn rotation_stamps_grant_last_refreshed_at<S: AdminStore>(store: S) {
+pub async fn rotation_stamps_grant_last_refreshed_at<S: AccountStore>(store: S) {
     let (_, _, r) = seed_grant(&store, "g1", "app", "alice", T0, true).await;
     seed_grant(&store, "g2", "app", "alice", T0, true).await;
     let r = r.unwrap();
@@ -922,7 +1062,7 @@ pub async fn rotation_stamps_grant_last_refreshed_at<S: AdminStore>(store: S) {
 /// `Rotated`, every other is `NotRotated` (used, not revoked), and exactly one candidate
 /// successor pair — the winner's — exists afterwards, with the winner's sealed response on the
 /// old token.
-pub async fn concurrent_rotations_of_one_token_rotate_exactly_once<S: AdminStore>(store: S) {
+pub async fn concurrent_rotations_of_one_token_rotate_exactly_once<S: AccountStore>(store: S) {
     const N: usize = 20;
     let (_, _, r) = seed_grant(&store, "g1", "app", "alice", T0, true).await;
     let r = r.unwrap();
@@ -988,12 +1128,557 @@ pub async fn concurrent_rotations_of_one_token_rotate_exactly_once<S: AdminStore
 }
 
 // ---------------------------------------------------------------------------------------------
+// Authorization codes
+// ---------------------------------------------------------------------------------------------
+
+/// `insert_authorization_code` stores every field; `find_authorization_code` returns the code
+/// unused and without a grant, and `None` for an unknown digest.
+pub async fn inserted_authorization_code_is_found_unused_with_every_field<S: AccountStore>(
+    store: S,
+) {
+    let full = code("full", "app", "alice", T0);
+    let mut bare = code("bare", "spa", "bob", T0 + 1);
+    bare.code_challenge = None;
+    bare.redirect_uri_given = false;
+    bare.scope = scope("");
+    store.insert_authorization_code(&full).await.unwrap();
+    store.insert_authorization_code(&bare).await.unwrap();
+
+    for c in [&full, &bare] {
+        assert_eq!(
+            store.find_authorization_code(&c.digest).await.unwrap(),
+            Some(AuthorizationCodeState {
+                record: c.clone(),
+                used_at: None,
+                grant_id: None,
+            }),
+            "code must round-trip every field"
+        );
+    }
+    assert_eq!(
+        store
+            .find_authorization_code(&digest("code/unknown"))
+            .await
+            .unwrap(),
+        None
+    );
+    // A code digest is not a token digest.
+    assert_eq!(store.find_access_token(&full.digest).await.unwrap(), None);
+    assert_eq!(store.find_refresh_token(&full.digest).await.unwrap(), None);
+}
+
+/// Inserting a code whose digest exists is `Conflict` and leaves the stored code unchanged.
+pub async fn insert_authorization_code_with_existing_digest_conflicts<S: AccountStore>(store: S) {
+    let first = code("c", "app", "alice", T0);
+    store.insert_authorization_code(&first).await.unwrap();
+    let mut clash = code("c", "other", "mallory", T0 + 5);
+    clash.redirect_uri = "https://evil.example/cb".into();
+    let result = store.insert_authorization_code(&clash).await;
+    assert!(
+        matches!(result, Err(StoreError::Conflict)),
+        "expected Conflict, got {result:?}"
+    );
+    assert_eq!(code_state(&store, &first.digest).await.record, first);
+}
+
+/// The first redemption is `Redeemed`: the code is marked used at `now` with the new grant's id,
+/// and the grant with its access and refresh tokens is stored. A second redemption, with other
+/// candidate tokens, is `AlreadyUsed` carrying the first grant's id (so the caller can revoke
+/// it, RFC 6749 §4.1.2), stores none of its candidates and leaves the code as the first use left
+/// it.
+pub async fn redeem_redeems_once_then_reports_already_used_with_its_grant<S: AccountStore>(
+    store: S,
+) {
+    seed_client_and_user(&store, "app", "alice").await;
+    let c = code("c", "app", "alice", T0);
+    store.insert_authorization_code(&c).await.unwrap();
+    let first = issue("g1", &c, T0 + 10, true);
+    assert_eq!(
+        redeem(&store, &c.digest, &first, T0 + 10).await.unwrap(),
+        Redemption::Redeemed
+    );
+
+    let used = code_state(&store, &c.digest).await;
+    assert_eq!(used.record, c, "the code record itself is unchanged");
+    assert_eq!(used.used_at, Some(T0 + 10));
+    assert_eq!(used.grant_id.as_deref(), Some("g1"));
+    assert_eq!(grant_by_id(&store, "g1").await, Some(first.grant.clone()));
+    let a = store
+        .find_access_token(&first.access.digest)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(a.record, first.access);
+    assert!(!a.revoked);
+    let first_refresh = first.refresh.clone().unwrap();
+    let r = store
+        .find_refresh_token(&first_refresh.digest)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(r.record, first_refresh);
+    assert_eq!(r.used_at, None);
+    assert!(!r.revoked);
+
+    let second = issue("g2", &c, T0 + 11, true);
+    assert_eq!(
+        redeem(&store, &c.digest, &second, T0 + 11).await.unwrap(),
+        Redemption::AlreadyUsed {
+            grant_id: Some("g1".into())
+        }
+    );
+    assert_not_issued(&store, &second, "a second redemption").await;
+    assert_eq!(
+        code_state(&store, &c.digest).await,
+        used,
+        "a second redemption changes nothing on the code"
+    );
+    assert!(
+        !access_revoked(&store, &first.access.digest).await,
+        "the store reports reuse; revoking the grant is the caller's decision"
+    );
+}
+
+/// A code is expired from `expires_at` on: redeeming it then is `AlreadyUsed` without a grant id,
+/// stores nothing and does not mark the code used; one second earlier it redeems.
+pub async fn redeem_at_or_after_expiry_is_already_used_without_a_grant<S: AccountStore>(store: S) {
+    seed_client_and_user(&store, "app", "alice").await;
+    let c = code("late", "app", "alice", T0);
+    store.insert_authorization_code(&c).await.unwrap();
+    for (n, at) in [(1, c.expires_at), (2, c.expires_at + 100)] {
+        let late = issue(&format!("g-late-{n}"), &c, at, true);
+        assert_eq!(
+            redeem(&store, &c.digest, &late, at).await.unwrap(),
+            Redemption::AlreadyUsed { grant_id: None },
+            "redeemed at expires_at{}",
+            if n == 1 { "" } else { " + 100" }
+        );
+        assert_not_issued(&store, &late, "an expired code").await;
+    }
+    assert_eq!(
+        code_state(&store, &c.digest).await,
+        AuthorizationCodeState {
+            record: c.clone(),
+            used_at: None,
+            grant_id: None,
+        },
+        "a refused redemption does not mark the code used"
+    );
+    assert!(store
+        .list_grants(&GrantFilter::default())
+        .await
+        .unwrap()
+        .is_empty());
+
+    let c2 = code("just-in-time", "app", "alice", T0);
+    store.insert_authorization_code(&c2).await.unwrap();
+    let in_time = issue("g-in-time", &c2, c2.expires_at - 1, false);
+    assert_eq!(
+        redeem(&store, &c2.digest, &in_time, c2.expires_at - 1)
+            .await
+            .unwrap(),
+        Redemption::Redeemed
+    );
+}
+
+/// Redeeming a digest that was never stored is `Unknown` and stores nothing.
+pub async fn redeem_unknown_code_is_unknown<S: AccountStore>(store: S) {
+    let stored = code("stored", "app", "alice", T0);
+    store.insert_authorization_code(&stored).await.unwrap();
+    let ghost = code("ghost", "app", "alice", T0);
+    let i = issue("g-ghost", &ghost, T0 + 1, true);
+    assert_eq!(
+        redeem(&store, &ghost.digest, &i, T0 + 1).await.unwrap(),
+        Redemption::Unknown
+    );
+    assert_not_issued(&store, &i, "an unknown code").await;
+    assert_eq!(
+        store.find_authorization_code(&ghost.digest).await.unwrap(),
+        None
+    );
+    assert_eq!(code_state(&store, &stored.digest).await.used_at, None);
+}
+
+/// A redemption without a refresh token stores the grant and its access token only.
+pub async fn redeem_without_refresh_token_stores_no_refresh_token<S: AccountStore>(store: S) {
+    let c = code("c", "app", "alice", T0);
+    store.insert_authorization_code(&c).await.unwrap();
+    let i = issue("g1", &c, T0 + 1, false);
+    assert_eq!(
+        redeem(&store, &c.digest, &i, T0 + 1).await.unwrap(),
+        Redemption::Redeemed
+    );
+    assert_eq!(grant_by_id(&store, "g1").await, Some(i.grant.clone()));
+    assert!(!access_revoked(&store, &i.access.digest).await);
+    assert_eq!(
+        store
+            .find_refresh_token(&digest("g1/refresh"))
+            .await
+            .unwrap(),
+        None
+    );
+}
+
+/// A redemption whose grant id, access digest or refresh digest already exists is `Conflict` and
+/// atomic: the code stays unused and redeemable, and nothing of the attempt is stored.
+pub async fn redeem_with_colliding_grant_or_digest_conflicts_and_leaves_the_code_unused<
+    S: AccountStore,
+>(
+    store: S,
+) {
+    let (_, existing_a, existing_r) = seed_grant(&store, "g-old", "app", "alice", T0, true).await;
+    let existing_r = existing_r.unwrap();
+    let c = code("c", "app", "alice", T0);
+    store.insert_authorization_code(&c).await.unwrap();
+
+    let same_grant = issue("g-old", &c, T0 + 1, true);
+    let mut same_access = issue("g-new", &c, T0 + 1, true);
+    same_access.access.digest = existing_a.digest;
+    let mut same_refresh = issue("g-new", &c, T0 + 1, true);
+    if let Some(r) = same_refresh.refresh.as_mut() {
+        r.digest = existing_r.digest;
+    }
+    for (what, attempt) in [
+        ("grant id", &same_grant),
+        ("access digest", &same_access),
+        ("refresh digest", &same_refresh),
+    ] {
+        let result = redeem(&store, &c.digest, attempt, T0 + 1).await;
+        assert!(
+            matches!(result, Err(StoreError::Conflict)),
+            "colliding {what}: expected Conflict, got {result:?}"
+        );
+        assert_eq!(
+            code_state(&store, &c.digest).await,
+            AuthorizationCodeState {
+                record: c.clone(),
+                used_at: None,
+                grant_id: None,
+            },
+            "colliding {what}: the code stays unused"
+        );
+        assert_eq!(grant_by_id(&store, "g-new").await, None, "colliding {what}");
+    }
+    assert_eq!(
+        store
+            .find_access_token(&same_refresh.access.digest)
+            .await
+            .unwrap(),
+        None,
+        "the access token of the attempt with a colliding refresh digest is rolled back"
+    );
+    let old = grant_by_id(&store, "g-old").await.unwrap();
+    assert_eq!(
+        old,
+        grant("g-old", "app", "alice", T0),
+        "g-old is untouched"
+    );
+    assert_eq!(
+        store
+            .find_access_token(&existing_a.digest)
+            .await
+            .unwrap()
+            .unwrap()
+            .record,
+        existing_a
+    );
+
+    let clean = issue("g-new", &c, T0 + 2, true);
+    assert_eq!(
+        redeem(&store, &c.digest, &clean, T0 + 2).await.unwrap(),
+        Redemption::Redeemed,
+        "the code is still redeemable"
+    );
+}
+
+/// 20 concurrent redemptions of one code, each with its own grant and tokens: exactly one is
+/// `Redeemed`, every other is `AlreadyUsed` naming the winner's grant, and exactly one grant —
+/// the winner's, with its tokens — exists afterwards.
+pub async fn concurrent_redemptions_of_one_code_redeem_exactly_once<S: AccountStore>(store: S) {
+    const N: usize = 20;
+    let c = code("contested", "app", "alice", T0);
+    store.insert_authorization_code(&c).await.unwrap();
+    let candidates: Vec<Issue> = (0..N)
+        .map(|i| issue(&format!("candidate-{i}"), &c, T0 + 1, true))
+        .collect();
+    let results = join_all(
+        candidates
+            .iter()
+            .map(|i| redeem(&store, &c.digest, i, T0 + 1)),
+    )
+    .await;
+
+    let winners: Vec<usize> = results
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| matches!(r, Ok(Redemption::Redeemed)))
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(winners.len(), 1, "exactly one Redeemed, got {results:?}");
+    let winner = &candidates[winners[0]];
+    for (i, result) in results.into_iter().enumerate() {
+        if i != winners[0] {
+            assert_eq!(
+                result.unwrap(),
+                Redemption::AlreadyUsed {
+                    grant_id: Some(winner.grant.grant_id.clone())
+                },
+                "candidate {i}"
+            );
+        }
+    }
+    assert_eq!(
+        store.list_grants(&GrantFilter::default()).await.unwrap(),
+        vec![winner.grant.clone()],
+        "exactly the winner's grant exists"
+    );
+    for (i, candidate) in candidates.iter().enumerate() {
+        let won = i == winners[0];
+        assert_eq!(
+            store
+                .find_access_token(&candidate.access.digest)
+                .await
+                .unwrap()
+                .is_some(),
+            won,
+            "access token of candidate {i}"
+        );
+        assert_eq!(
+            store
+                .find_refresh_token(&candidate.refresh.as_ref().unwrap().digest)
+                .await
+                .unwrap()
+                .is_some(),
+            won,
+            "refresh token of candidate {i}"
+        );
+    }
+    let state = code_state(&store, &c.digest).await;
+    assert_eq!(
+        state.grant_id.as_deref(),
+        Some(winner.grant.grant_id.as_str())
+    );
+    assert_eq!(state.used_at, Some(T0 + 1));
+}
+
+/// The grant a redemption creates is an ordinary grant: its access token is found and revocable,
+/// its refresh token rotates, and revoking it — the caller's answer to a reused code — revokes
+/// every token in it, including those issued by rotation since.
+pub async fn grant_from_redemption_is_readable_rotatable_and_revocable<S: AccountStore>(store: S) {
+    seed_client_and_user(&store, "app", "alice").await;
+    let c = code("c", "app", "alice", T0);
+    store.insert_authorization_code(&c).await.unwrap();
+    let first = issue("g1", &c, T0 + 1, true);
+    assert_eq!(
+        redeem(&store, &c.digest, &first, T0 + 1).await.unwrap(),
+        Redemption::Redeemed
+    );
+    let r = first.refresh.clone().unwrap();
+    assert!(store
+        .find_access_token(&first.access.digest)
+        .await
+        .unwrap()
+        .unwrap()
+        .is_active(T0 + 1));
+    assert!(store
+        .find_refresh_token(&r.digest)
+        .await
+        .unwrap()
+        .unwrap()
+        .is_active(T0 + 1));
+
+    let next = rotation("next", &r, T0 + 100);
+    assert_eq!(
+        store
+            .rotate_refresh_token(&r.digest, &next, T0 + 100)
+            .await
+            .unwrap(),
+        Rotation::Rotated
+    );
+    store
+        .revoke_access_token(&first.access.digest, T0 + 150)
+        .await
+        .unwrap();
+    assert!(access_revoked(&store, &first.access.digest).await);
+    assert!(
+        !access_revoked(&store, &next.access.digest).await,
+        "revoking one access token leaves the grant alone"
+    );
+
+    // The code comes back: the store names the grant, the caller revokes it.
+    let again = issue("g-again", &c, T0 + 200, true);
+    let Redemption::AlreadyUsed {
+        grant_id: Some(reused),
+    } = redeem(&store, &c.digest, &again, T0 + 200).await.unwrap()
+    else {
+        panic!("a reused code must name its grant");
+    };
+    assert!(store.revoke_grant(&reused, T0 + 200).await.unwrap());
+    assert!(!store.revoke_grant(&reused, T0 + 201).await.unwrap());
+    for d in [&first.access.digest, &next.access.digest] {
+        assert!(access_revoked(&store, d).await);
+    }
+    for d in [&r.digest, &next.refresh.digest] {
+        assert!(refresh_revoked(&store, d).await);
+    }
+    assert_eq!(
+        grant_by_id(&store, "g1").await.unwrap().revoked_at,
+        Some(T0 + 200)
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sessions and consents
+// ---------------------------------------------------------------------------------------------
+
+/// `create_session` stores a session; `find_session` returns it unchanged — an expired one too,
+/// the caller checks `expires_at` — and `None` for an unknown digest; `delete_session` removes
+/// it and is idempotent.
+pub async fn created_session_is_found_and_deleted_idempotently<S: AccountStore>(store: S) {
+    let live = session("live", "alice", T0);
+    let expired = session("expired", "bob", T0 - 2 * SESSION_TTL);
+    store.create_session(&live).await.unwrap();
+    store.create_session(&expired).await.unwrap();
+    assert_eq!(
+        store.find_session(&live.digest).await.unwrap(),
+        Some(live.clone())
+    );
+    assert_eq!(
+        store.find_session(&expired.digest).await.unwrap(),
+        Some(expired.clone()),
+        "an expired session is still found"
+    );
+    let unknown = digest("session/unknown");
+    assert_eq!(store.find_session(&unknown).await.unwrap(), None);
+
+    store.delete_session(&live.digest).await.unwrap();
+    assert_eq!(store.find_session(&live.digest).await.unwrap(), None);
+    store.delete_session(&live.digest).await.unwrap();
+    store.delete_session(&unknown).await.unwrap();
+    assert_eq!(
+        store.find_session(&expired.digest).await.unwrap(),
+        Some(expired),
+        "other sessions stay"
+    );
+}
+
+/// A second session with a digest that exists is `Conflict` and keeps the first; once the first
+/// is deleted the digest can be used again.
+pub async fn create_session_with_existing_digest_conflicts<S: AccountStore>(store: S) {
+    let first = session("s", "alice", T0);
+    store.create_session(&first).await.unwrap();
+    let mut clash = session("s", "mallory", T0 + 10);
+    clash.expires_at += 1000;
+    let result = store.create_session(&clash).await;
+    assert!(
+        matches!(result, Err(StoreError::Conflict)),
+        "expected Conflict, got {result:?}"
+    );
+    assert_eq!(
+        store.find_session(&first.digest).await.unwrap(),
+        Some(first.clone())
+    );
+    store.delete_session(&first.digest).await.unwrap();
+    store.create_session(&clash).await.unwrap();
+    assert_eq!(
+        store.find_session(&first.digest).await.unwrap(),
+        Some(clash)
+    );
+}
+
+/// `save_consent` records a consent per (user, client); saving again replaces scope and time;
+/// `delete_consent` forgets one, idempotently, leaving the others.
+pub async fn saved_consent_is_found_replaced_and_deleted<S: AccountStore>(store: S) {
+    assert_eq!(store.find_consent("alice", "app").await.unwrap(), None);
+    let first = consent("alice", "app", "read", T0);
+    store.save_consent(&first).await.unwrap();
+    assert_eq!(
+        store.find_consent("alice", "app").await.unwrap(),
+        Some(first)
+    );
+
+    let widened = consent("alice", "app", "write read", T0 + 100);
+    store.save_consent(&widened).await.unwrap();
+    assert_eq!(
+        store.find_consent("alice", "app").await.unwrap(),
+        Some(widened.clone()),
+        "saving again replaces scope and granted_at"
+    );
+
+    let bob = consent("bob", "app", "read", T0 + 1);
+    let other = consent("alice", "other", "write", T0 + 2);
+    store.save_consent(&bob).await.unwrap();
+    store.save_consent(&other).await.unwrap();
+    assert_eq!(
+        store.find_consent("alice", "app").await.unwrap(),
+        Some(widened),
+        "consents are per user and client"
+    );
+    assert_eq!(
+        store.find_consent("bob", "app").await.unwrap(),
+        Some(bob.clone())
+    );
+    assert_eq!(
+        store.find_consent("alice", "other").await.unwrap(),
+        Some(other.clone())
+    );
+    assert_eq!(store.find_consent("bob", "other").await.unwrap(), None);
+    assert_eq!(
+        store.find_consent("Alice", "app").await.unwrap(),
+        None,
+        "names are compared exactly"
+    );
+
+    store.delete_consent("alice", "app").await.unwrap();
+    assert_eq!(store.find_consent("alice", "app").await.unwrap(), None);
+    store.delete_consent("alice", "app").await.unwrap();
+    store.delete_consent("nobody", "app").await.unwrap();
+    assert_eq!(store.find_consent("bob", "app").await.unwrap(), Some(bob));
+    assert_eq!(
+        store.find_consent("alice", "other").await.unwrap(),
+        Some(other)
+    );
+}
+
+/// `delete_client` forgets every consent given to that client — a client registered later under
+/// the same id must ask again — and keeps other clients' consents and the users' sessions.
+pub async fn delete_client_forgets_its_consents<S: AccountStore>(store: S) {
+    store.create_client(&client("app")).await.unwrap();
+    store.create_client(&client("other")).await.unwrap();
+    for c in [
+        consent("alice", "app", "read", T0),
+        consent("bob", "app", "read write", T0),
+        consent("alice", "other", "read", T0),
+    ] {
+        store.save_consent(&c).await.unwrap();
+    }
+    let s = session("alice", "alice", T0);
+    store.create_session(&s).await.unwrap();
+
+    assert_eq!(store.delete_client("app", T0 + 10).await.unwrap(), Some(0));
+    assert_eq!(store.find_consent("alice", "app").await.unwrap(), None);
+    assert_eq!(store.find_consent("bob", "app").await.unwrap(), None);
+    assert_eq!(
+        store.find_consent("alice", "other").await.unwrap(),
+        Some(consent("alice", "other", "read", T0))
+    );
+    assert_eq!(store.find_session(&s.digest).await.unwrap(), Some(s));
+
+    store.create_client(&client("app")).await.unwrap();
+    assert_eq!(
+        store.find_consent("alice", "app").await.unwrap(),
+        None,
+        "a re-registered client does not inherit consents"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
 // Grant administration
 // ---------------------------------------------------------------------------------------------
 
 /// `list_grants` returns matching grants oldest first (ties by `grant_id`), filtering by user,
 /// by client, or both; revoked grants are listed too, with their state.
-pub async fn list_grants_filters_and_orders_oldest_first<S: AdminStore>(store: S) {
+pub async fn list_grants_filters_and_orders_oldest_first<S: AccountStore>(store: S) {
     seed_grant(&store, "g-late", "app", "alice", T0 + 30, true).await;
     seed_grant(&store, "g-early", "app", "bob", T0, false).await;
     seed_grant(&store, "g-mid-b", "other", "alice", T0 + 10, true).await;
@@ -1036,7 +1721,7 @@ pub async fn list_grants_filters_and_orders_oldest_first<S: AdminStore>(store: S
 
 /// `revoke_grants` revokes the matching active grants with their tokens and returns how many;
 /// grants already revoked are not counted again, and non-matching grants are untouched.
-pub async fn revoke_grants_by_user_or_client_counts_active_grants<S: AdminStore>(store: S) {
+pub async fn revoke_grants_by_user_or_client_counts_active_grants<S: AccountStore>(store: S) {
     let (_, a1, r1) = seed_grant(&store, "g1", "app", "alice", T0, true).await;
     seed_grant(&store, "g2", "other", "alice", T0 + 1, true).await;
     let (_, a3, r3) = seed_grant(&store, "g3", "app", "bob", T0 + 2, true).await;
@@ -1107,7 +1792,7 @@ pub async fn revoke_grants_by_user_or_client_counts_active_grants<S: AdminStore>
 
 /// Purge deletes access and refresh tokens from `expires_at` on (a token expiring exactly at
 /// `now` goes; one expiring a second later stays) and counts them.
-pub async fn purge_removes_expired_access_and_refresh_tokens<S: AdminStore>(store: S) {
+pub async fn purge_removes_expired_access_and_refresh_tokens<S: AccountStore>(store: S) {
     store.create_client(&client("app")).await.unwrap();
     let now = T0 + ACCESS_TTL; // the cc tokens issued at T0 expire exactly now
     let expired = access("expired", None, "app", T0 - 1);
@@ -1130,7 +1815,9 @@ pub async fn purge_removes_expired_access_and_refresh_tokens<S: AdminStore>(stor
         PurgeCounts {
             access_tokens: 2,
             refresh_tokens: 1,
-            grants: 0
+            grants: 0,
+            authorization_codes: 0,
+            sessions: 0
         }
     );
     assert_eq!(
@@ -1155,7 +1842,7 @@ pub async fn purge_removes_expired_access_and_refresh_tokens<S: AdminStore>(stor
 }
 
 /// Purge keeps a used refresh token until it expires (reuse detection needs it), then deletes it.
-pub async fn purge_keeps_used_but_unexpired_refresh_tokens<S: AdminStore>(store: S) {
+pub async fn purge_keeps_used_but_unexpired_refresh_tokens<S: AccountStore>(store: S) {
     let (_, _, r) = seed_grant(&store, "g1", "app", "alice", T0, true).await;
     let r = r.unwrap();
     let next = rotation("next", &r, T0 + 1);
@@ -1192,7 +1879,7 @@ pub async fn purge_keeps_used_but_unexpired_refresh_tokens<S: AdminStore>(store:
 
 /// Purge deletes rows revoked longer ago than the retention — tokens revoked one by one and
 /// tokens of revoked grants alike — and keeps recently revoked ones.
-pub async fn purge_removes_long_revoked_rows_but_not_recent_ones<S: AdminStore>(store: S) {
+pub async fn purge_removes_long_revoked_rows_but_not_recent_ones<S: AccountStore>(store: S) {
     let long_lived = |mut t: AccessTokenRecord| {
         t.expires_at = T0 + 100 * RETENTION;
         t
@@ -1240,7 +1927,9 @@ pub async fn purge_removes_long_revoked_rows_but_not_recent_ones<S: AdminStore>(
         PurgeCounts {
             access_tokens: 2,
             refresh_tokens: 1,
-            grants: 1
+            grants: 1,
+            authorization_codes: 0,
+            sessions: 0
         },
         "old-revoked, g-old's access and refresh tokens, and g-old itself"
     );
@@ -1277,7 +1966,9 @@ pub async fn purge_removes_long_revoked_rows_but_not_recent_ones<S: AdminStore>(
         PurgeCounts {
             access_tokens: 2,
             refresh_tokens: 1,
-            grants: 1
+            grants: 1,
+            authorization_codes: 0,
+            sessions: 0
         }
     );
     assert!(store
@@ -1289,7 +1980,7 @@ pub async fn purge_removes_long_revoked_rows_but_not_recent_ones<S: AdminStore>(
 
 /// Purge deletes a grant once none of its tokens remain — whether they expired or were revoked
 /// long ago — and keeps a grant with any token left, even an expired grant's used refresh token.
-pub async fn purge_removes_grants_left_without_tokens<S: AdminStore>(store: S) {
+pub async fn purge_removes_grants_left_without_tokens<S: AccountStore>(store: S) {
     // g-dead: access token only, expired.
     seed_grant(&store, "g-dead", "app", "alice", T0, false).await;
     // g-live: access expired but refresh token alive.
@@ -1305,7 +1996,9 @@ pub async fn purge_removes_grants_left_without_tokens<S: AdminStore>(store: S) {
         PurgeCounts {
             access_tokens: 2,
             refresh_tokens: 0,
-            grants: 1
+            grants: 1,
+            authorization_codes: 0,
+            sessions: 0
         }
     );
     assert_eq!(
@@ -1328,7 +2021,9 @@ pub async fn purge_removes_grants_left_without_tokens<S: AdminStore>(store: S) {
         PurgeCounts {
             access_tokens: 1,
             refresh_tokens: 1,
-            grants: 2
+            grants: 2,
+            authorization_codes: 0,
+            sessions: 0
         }
     );
     assert!(store
@@ -1338,7 +2033,140 @@ pub async fn purge_removes_grants_left_without_tokens<S: AdminStore>(store: S) {
         .is_empty());
 }
 
-async fn seed_purge_mix<S: AdminStore>(store: &S) -> Vec<TokenDigest> {
+/// Purge keeps an authorization code, used or not, for the retention past its expiry — so a late
+/// second use is still recognised as reuse and names the grant to revoke, even after that grant
+/// itself was purged — and deletes it from `expires_at + retention` on.
+pub async fn purge_keeps_codes_for_the_retention_past_expiry<S: AccountStore>(store: S) {
+    let now = T0 + 10 * RETENTION;
+    let cutoff = now - RETENTION;
+    let old = code_expiring("old", cutoff - 1);
+    let at_boundary = code_expiring("at-boundary", cutoff);
+    let recent = code_expiring("recent", cutoff + 1);
+    let used = code_expiring("used", cutoff + 1);
+    let live = code_expiring("live", now + 1);
+    for c in [&old, &at_boundary, &recent, &used, &live] {
+        store.insert_authorization_code(c).await.unwrap();
+    }
+    // `used` was redeemed in time; its grant's only token has long expired.
+    let first = issue("g-used", &used, used.issued_at + 1, false);
+    assert_eq!(
+        redeem(&store, &used.digest, &first, used.issued_at + 1)
+            .await
+            .unwrap(),
+        Redemption::Redeemed
+    );
+
+    let counts = store.purge(now, policy(1000), false).await.unwrap();
+    assert_eq!(
+        counts,
+        PurgeCounts {
+            access_tokens: 1,
+            refresh_tokens: 0,
+            grants: 1,
+            authorization_codes: 2,
+            sessions: 0,
+        },
+        "old and at-boundary codes; g-used with its expired access token"
+    );
+    for c in [&old, &at_boundary] {
+        assert_eq!(
+            store.find_authorization_code(&c.digest).await.unwrap(),
+            None
+        );
+    }
+    assert_eq!(grant_by_id(&store, "g-used").await, None);
+
+    // Within the retention, a late use is still detected.
+    let late = issue("g-late", &recent, now, true);
+    assert_eq!(
+        redeem(&store, &recent.digest, &late, now).await.unwrap(),
+        Redemption::AlreadyUsed { grant_id: None }
+    );
+    let reuse = issue("g-reuse", &used, now, true);
+    assert_eq!(
+        redeem(&store, &used.digest, &reuse, now).await.unwrap(),
+        Redemption::AlreadyUsed {
+            grant_id: Some("g-used".into())
+        },
+        "the code outlives its purged grant and still names it"
+    );
+    let in_time = issue("g-live", &live, now, true);
+    assert_eq!(
+        redeem(&store, &live.digest, &in_time, now).await.unwrap(),
+        Redemption::Redeemed
+    );
+
+    // At the end of their retention, the rest go too.
+    let counts = store
+        .purge(live.expires_at + RETENTION, policy(1000), true)
+        .await
+        .unwrap();
+    assert_eq!(counts.authorization_codes, 3);
+}
+
+/// Purge deletes browser sessions from their `expires_at` on, whatever the retention, and keeps
+/// live ones.
+pub async fn purge_removes_sessions_from_their_expiry<S: AccountStore>(store: S) {
+    let now = T0 + SESSION_TTL;
+    let expired = session("expired", "alice", T0 - 1);
+    let at_boundary = session("at-boundary", "alice", T0);
+    let live = session("live", "bob", T0 + 1);
+    for s in [&expired, &at_boundary, &live] {
+        store.create_session(s).await.unwrap();
+    }
+    let counts = store.purge(now, policy(1000), false).await.unwrap();
+    assert_eq!(
+        counts,
+        PurgeCounts {
+            sessions: 2,
+            ..PurgeCounts::default()
+        }
+    );
+    assert_eq!(store.find_session(&expired.digest).await.unwrap(), None);
+    assert_eq!(store.find_session(&at_boundary.digest).await.unwrap(), None);
+    assert_eq!(
+        store.find_session(&live.digest).await.unwrap(),
+        Some(live.clone())
+    );
+    assert_eq!(
+        store
+            .purge(live.expires_at, policy(1000), false)
+            .await
+            .unwrap(),
+        PurgeCounts {
+            sessions: 1,
+            ..PurgeCounts::default()
+        }
+    );
+}
+
+/// What [`seed_purge_mix`] stored, by kind.
+struct PurgeMix {
+    tokens: Vec<TokenDigest>,
+    codes: Vec<TokenDigest>,
+    sessions: Vec<TokenDigest>,
+}
+
+/// Rows of every kind, for a purge at `T0 + 2 * RETENTION`: some past their end, some not.
+async fn seed_purge_mix<S: AccountStore>(store: &S) -> PurgeMix {
+    let now = T0 + 2 * RETENTION;
+    // A code expired beyond the retention goes; one expired within it and a live one stay.
+    let codes = [
+        code("long-expired", "app", "alice", T0),
+        code_expiring("recently-expired", now - RETENTION + 1),
+        code("live", "app", "alice", now - 1),
+    ];
+    for c in &codes {
+        store.insert_authorization_code(c).await.unwrap();
+    }
+    // An expired session goes, a live one stays.
+    let sessions = [
+        session("expired", "alice", now - SESSION_TTL),
+        session("live", "bob", now - SESSION_TTL + 1),
+    ];
+    for s in &sessions {
+        store.create_session(s).await.unwrap();
+    }
     // Expired grant-less token, long-revoked grant, expired grant, live grant.
     store.create_client(&client("app")).await.unwrap();
     let cc = access("cc-expired", None, "app", T0);
@@ -1347,19 +2175,23 @@ async fn seed_purge_mix<S: AdminStore>(store: &S) -> Vec<TokenDigest> {
     store.revoke_grant("g-revoked", T0).await.unwrap();
     let (_, a2, _) = seed_grant(store, "g-expired", "app", "alice", T0, false).await;
     let (_, a3, r3) = seed_grant(store, "g-live", "app", "bob", T0 + 2 * RETENTION, true).await;
-    vec![
-        cc.digest,
-        a1.digest,
-        r1.unwrap().digest,
-        a2.digest,
-        a3.digest,
-        r3.unwrap().digest,
-    ]
+    PurgeMix {
+        tokens: vec![
+            cc.digest,
+            a1.digest,
+            r1.unwrap().digest,
+            a2.digest,
+            a3.digest,
+            r3.unwrap().digest,
+        ],
+        codes: codes.iter().map(|c| c.digest).collect(),
+        sessions: sessions.iter().map(|s| s.digest).collect(),
+    }
 }
 
 /// A dry run returns the same counts a real purge then returns, and deletes nothing.
-pub async fn purge_dry_run_counts_the_same_and_deletes_nothing<S: AdminStore>(store: S) {
-    let digests = seed_purge_mix(&store).await;
+pub async fn purge_dry_run_counts_the_same_and_deletes_nothing<S: AccountStore>(store: S) {
+    let mix = seed_purge_mix(&store).await;
     let now = T0 + 2 * RETENTION;
     let dry = store.purge(now, policy(1000), true).await.unwrap();
     assert_eq!(
@@ -1367,16 +2199,26 @@ pub async fn purge_dry_run_counts_the_same_and_deletes_nothing<S: AdminStore>(st
         PurgeCounts {
             access_tokens: 3,
             refresh_tokens: 1,
-            grants: 2
+            grants: 2,
+            authorization_codes: 1,
+            sessions: 1,
         }
     );
     // Nothing was deleted.
     let dry_again = store.purge(now, policy(1000), true).await.unwrap();
     assert_eq!(dry_again, dry, "a dry run is repeatable");
-    for (i, d) in digests.iter().enumerate() {
+    for (i, d) in mix.tokens.iter().enumerate() {
         let present = store.find_access_token(d).await.unwrap().is_some()
             || store.find_refresh_token(d).await.unwrap().is_some();
         assert!(present, "token #{i} must survive a dry run");
+    }
+    for (i, d) in mix.codes.iter().enumerate() {
+        let present = store.find_authorization_code(d).await.unwrap().is_some();
+        assert!(present, "code #{i} must survive a dry run");
+    }
+    for (i, d) in mix.sessions.iter().enumerate() {
+        let present = store.find_session(d).await.unwrap().is_some();
+        assert!(present, "session #{i} must survive a dry run");
     }
     assert_eq!(
         store
@@ -1393,6 +2235,23 @@ pub async fn purge_dry_run_counts_the_same_and_deletes_nothing<S: AdminStore>(st
         ids(&store.list_grants(&GrantFilter::default()).await.unwrap()),
         ["g-live"]
     );
+    let codes_left: Vec<bool> =
+        join_all(mix.codes.iter().map(|d| store.find_authorization_code(d)))
+            .await
+            .into_iter()
+            .map(|r| r.unwrap().is_some())
+            .collect();
+    assert_eq!(
+        codes_left,
+        [false, true, true],
+        "long-expired, recently-expired, live"
+    );
+    let sessions_left: Vec<bool> = join_all(mix.sessions.iter().map(|d| store.find_session(d)))
+        .await
+        .into_iter()
+        .map(|r| r.unwrap().is_some())
+        .collect();
+    assert_eq!(sessions_left, [false, true], "expired, live");
     assert_eq!(
         store.purge(now, policy(1000), false).await.unwrap(),
         PurgeCounts::default(),
@@ -1402,7 +2261,7 @@ pub async fn purge_dry_run_counts_the_same_and_deletes_nothing<S: AdminStore>(st
 
 /// Purge (and its dry run) handles more rows than `batch_size`: every batch is processed and
 /// counted, and live rows survive.
-pub async fn purge_processes_more_rows_than_batch_size<S: AdminStore>(store: S) {
+pub async fn purge_processes_more_rows_than_batch_size<S: AccountStore>(store: S) {
     store.create_client(&client("app")).await.unwrap();
     let mut expired_cc = Vec::new();
     for i in 0..10 {
@@ -1417,18 +2276,52 @@ pub async fn purge_processes_more_rows_than_batch_size<S: AdminStore>(store: S) 
     store.insert_access_token(&live).await.unwrap();
     let (_, live_a, live_r) =
         seed_grant(&store, "g-live", "app", "bob", T0 + 2 * ACCESS_TTL, true).await;
-
     let now = T0 + 2 * ACCESS_TTL;
+    let mut dead_codes = Vec::new();
+    for i in 0..7 {
+        let c = code_expiring(&format!("dead-{i}"), now - RETENTION - i);
+        store.insert_authorization_code(&c).await.unwrap();
+        dead_codes.push(c.digest);
+    }
+    let live_code = code_expiring("live", now - RETENTION + 1);
+    store.insert_authorization_code(&live_code).await.unwrap();
+    let mut dead_sessions = Vec::new();
+    for i in 0..5 {
+        let s = session(&format!("dead-{i}"), "alice", now - SESSION_TTL - i);
+        store.create_session(&s).await.unwrap();
+        dead_sessions.push(s.digest);
+    }
+    let live_session = session("live", "alice", now - SESSION_TTL + 1);
+    store.create_session(&live_session).await.unwrap();
+
     let expected = PurgeCounts {
         access_tokens: 14,
         refresh_tokens: 0,
         grants: 4,
+        authorization_codes: 7,
+        sessions: 5,
     };
     assert_eq!(store.purge(now, policy(3), true).await.unwrap(), expected);
     assert_eq!(store.purge(now, policy(3), false).await.unwrap(), expected);
     for d in &expired_cc {
         assert_eq!(store.find_access_token(d).await.unwrap(), None);
     }
+    for d in &dead_codes {
+        assert_eq!(store.find_authorization_code(d).await.unwrap(), None);
+    }
+    for d in &dead_sessions {
+        assert_eq!(store.find_session(d).await.unwrap(), None);
+    }
+    assert!(store
+        .find_authorization_code(&live_code.digest)
+        .await
+        .unwrap()
+        .is_some());
+    assert!(store
+        .find_session(&live_session.digest)
+        .await
+        .unwrap()
+        .is_some());
     assert_eq!(
         ids(&store.list_grants(&GrantFilter::default()).await.unwrap()),
         ["g-live"]
@@ -1459,16 +2352,48 @@ pub async fn purge_processes_more_rows_than_batch_size<S: AdminStore>(store: S) 
 // ---------------------------------------------------------------------------------------------
 
 /// Expands into one `#[tokio::test(flavor = "multi_thread", worker_threads = 4)]` per
-/// conformance case. `$make` is an expression evaluating to a future that yields a fresh, empty
-/// store; it is evaluated once per test.
+/// conformance case, in one of two forms:
+///
+/// * `conformance_suite!($make)`: `$make` is an expression evaluating to a future that yields a
+///   fresh, empty store; it is evaluated once per test.
+/// * `conformance_suite!(run = $run)`: `$run` names an async function called once per test as
+///   `$run(name, case).await`, where `name` is the case's name (`&'static str`) and `case` the
+///   case function (`FnOnce(S) -> impl Future<Output = ()>`). The runner creates the store,
+///   awaits `case(store)` and cleans up — for a backend whose store must be set up and torn down
+///   around each case, such as a temporary database file.
 ///
 /// ```text
 /// tokenwarden_conformance::conformance_suite!(async { MemoryStore::default() });
+/// tokenwarden_conformance::conformance_suite!(run = on_temp_file);
 /// ```
+///
+/// The list of cases is written once, in [`for_each_conformance_case!`].
 #[macro_export]
 macro_rules! conformance_suite {
-    ($make:expr) => {
-        $crate::__conformance_cases!($make;
+    // First: `run = f` also parses as an assignment expression.
+    (run = $run:expr $(,)?) => {
+        $crate::for_each_conformance_case!($crate::__conformance_test_with_runner; $run);
+    };
+    ($make:expr $(,)?) => {
+        $crate::for_each_conformance_case!($crate::__conformance_test_with_store; $make);
+    };
+}
+
+/// The one list of conformance cases: invokes `$callback!($($args)*; case)` for each case, where
+/// `case` is the name of a case function of this crate. [`conformance_suite!`] is built on it; a
+/// backend needing another shape of test can use it too, and still runs every case added later.
+///
+/// ```text
+/// macro_rules! my_test {
+///     ($store:expr; $case:ident) => { /* fn $case() { tokenwarden_conformance::$case(...) } */ };
+/// }
+/// tokenwarden_conformance::for_each_conformance_case!(my_test; make_store());
+/// ```
+#[macro_export]
+macro_rules! for_each_conformance_case {
+    ($callback:path; $($args:tt)*) => {
+        $crate::__for_each_conformance_case!(
+            $callback; ($($args)*);
             created_client_is_found_with_every_field,
             create_client_with_taken_id_conflicts,
             list_clients_is_ordered_by_client_id,
@@ -1492,29 +2417,73 @@ macro_rules! conformance_suite {
             rotate_revoked_token_is_not_rotated,
             rotation_stamps_grant_last_refreshed_at,
             concurrent_rotations_of_one_token_rotate_exactly_once,
+            inserted_authorization_code_is_found_unused_with_every_field,
+            insert_authorization_code_with_existing_digest_conflicts,
+            redeem_redeems_once_then_reports_already_used_with_its_grant,
+            redeem_at_or_after_expiry_is_already_used_without_a_grant,
+            redeem_unknown_code_is_unknown,
+            redeem_without_refresh_token_stores_no_refresh_token,
+            redeem_with_colliding_grant_or_digest_conflicts_and_leaves_the_code_unused,
+            concurrent_redemptions_of_one_code_redeem_exactly_once,
+            grant_from_redemption_is_readable_rotatable_and_revocable,
+            created_session_is_found_and_deleted_idempotently,
+            create_session_with_existing_digest_conflicts,
+            saved_consent_is_found_replaced_and_deleted,
+            delete_client_forgets_its_consents,
             list_grants_filters_and_orders_oldest_first,
             revoke_grants_by_user_or_client_counts_active_grants,
             purge_removes_expired_access_and_refresh_tokens,
             purge_keeps_used_but_unexpired_refresh_tokens,
             purge_removes_long_revoked_rows_but_not_recent_ones,
             purge_removes_grants_left_without_tokens,
+            purge_keeps_codes_for_the_retention_past_expiry,
+            purge_removes_sessions_from_their_expiry,
             purge_dry_run_counts_the_same_and_deletes_nothing,
             purge_processes_more_rows_than_batch_size,
         );
     };
 }
 
-/// Implementation detail of [`conformance_suite!`].
+/// Implementation detail of [`for_each_conformance_case!`]: one callback invocation per case.
 #[doc(hidden)]
 #[macro_export]
-macro_rules! __conformance_cases {
-    ($make:expr; $($case:ident),* $(,)?) => {
-        $(
-            #[::tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn $case() {
-                let store = $make.await;
-                $crate::$case(store).await;
-            }
-        )*
+macro_rules! __for_each_conformance_case {
+    ($callback:path; $args:tt; $($case:ident),* $(,)?) => {
+        $( $crate::__conformance_invoke!($callback; $args; $case); )*
+    };
+}
+
+/// Implementation detail of [`for_each_conformance_case!`]: unwraps the parenthesized arguments
+/// (they repeat once per case, so they travel as one token tree).
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __conformance_invoke {
+    ($callback:path; ($($args:tt)*); $case:ident) => {
+        $callback!($($args)*; $case);
+    };
+}
+
+/// Implementation detail of [`conformance_suite!`]: a test on a store made by `$make`.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __conformance_test_with_store {
+    ($make:expr; $case:ident) => {
+        #[::tokio::test(flavor = "multi_thread", worker_threads = 4)]
+        async fn $case() {
+            let store = $make.await;
+            $crate::$case(store).await;
+        }
+    };
+}
+
+/// Implementation detail of [`conformance_suite!`]: a test run by `$run`.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __conformance_test_with_runner {
+    ($run:expr; $case:ident) => {
+        #[::tokio::test(flavor = "multi_thread", worker_threads = 4)]
+        async fn $case() {
+            $run(::core::stringify!($case), $crate::$case).await;
+        }
     };
 }

@@ -19,14 +19,26 @@ use crate::store::Store;
 use crate::wire::parse_form;
 
 /// Characters left unencoded in a query component: RFC 3986 unreserved.
-const QUERY_COMPONENT: &AsciiSet = &NON_ALPHANUMERIC.remove(b'-').remove(b'.').remove(b'_').remove(b'~');
+const QUERY_COMPONENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
 
 /// Appends `params` to `uri`'s query (RFC 6749 §3.1.2: the redirection URI "MAY include an
 /// application/x-www-form-urlencoded formatted … query component, which MUST be retained when
 /// adding additional query parameters").
 pub fn append_query(uri: &str, params: &[(&str, &str)]) -> String {
     let mut out = uri.to_owned();
-    let mut sep = if uri.contains('?') { if uri.ends_with(['?', '&']) { "" } else { "&" } } else { "?" };
+    let mut sep = if uri.contains('?') {
+        if uri.ends_with(['?', '&']) {
+            ""
+        } else {
+            "&"
+        }
+    } else {
+        "?"
+    };
     for (k, v) in params {
         out.push_str(sep);
         out.extend(utf8_percent_encode(k, QUERY_COMPONENT));
@@ -81,18 +93,35 @@ pub enum AuthorizationError {
 
 impl<S: Store> AuthorizationServer<S> {
     /// Validates `GET /oauth2/authorize`'s query string.
-    pub async fn validate_authorization_request(&self, query: &str) -> Result<AuthorizationRequest, AuthorizationError> {
-        let params = parse_form(query.as_bytes())
-            .map_err(|e| AuthorizationError::Page(format!("The authorization request is malformed: {}.", e.description)))?;
-        let client_id = params
-            .get("client_id")
-            .ok_or_else(|| AuthorizationError::Page("The authorization request names no client (client_id).".into()))?;
+    pub async fn validate_authorization_request(
+        &self,
+        query: &str,
+    ) -> Result<AuthorizationRequest, AuthorizationError> {
+        let params = parse_form(query.as_bytes()).map_err(|e| {
+            AuthorizationError::Page(format!(
+                "The authorization request is malformed: {}.",
+                e.description
+            ))
+        })?;
+        let client_id = params.get("client_id").ok_or_else(|| {
+            AuthorizationError::Page(
+                "The authorization request names no client (client_id).".into(),
+            )
+        })?;
         let client = self
             .store
             .find_client(client_id)
             .await
-            .map_err(|_| AuthorizationError::Page("The server cannot process requests right now. Try again later.".into()))?
-            .ok_or_else(|| AuthorizationError::Page("The application that sent you here is not registered.".into()))?;
+            .map_err(|_| {
+                AuthorizationError::Page(
+                    "The server cannot process requests right now. Try again later.".into(),
+                )
+            })?
+            .ok_or_else(|| {
+                AuthorizationError::Page(
+                    "The application that sent you here is not registered.".into(),
+                )
+            })?;
         // RFC 6749 §3.1.2.3: with several registered URIs the request MUST include one; it is
         // compared exactly (RFC 9700 §2.1: "exact string matching").
         let (redirect_uri, given) = match params.get("redirect_uri") {
@@ -125,24 +154,47 @@ impl<S: Store> AuthorizationServer<S> {
         };
         match params.get("response_type") {
             Some("code") => {}
-            None => return Err(fail(&request, ErrorCode::InvalidRequest, "missing response_type")),
+            None => {
+                return Err(fail(
+                    &request,
+                    ErrorCode::InvalidRequest,
+                    "missing response_type",
+                ))
+            }
             Some(_) => {
-                return Err(fail(&request, ErrorCode::UnsupportedResponseType, "only response_type=code is supported"))
+                return Err(fail(
+                    &request,
+                    ErrorCode::UnsupportedResponseType,
+                    "only response_type=code is supported",
+                ))
             }
         }
         if !request.client.allows(GrantType::AuthorizationCode) {
-            return Err(fail(&request, ErrorCode::UnauthorizedClient, "client is not registered for authorization_code"));
+            return Err(fail(
+                &request,
+                ErrorCode::UnauthorizedClient,
+                "client is not registered for authorization_code",
+            ));
         }
         request.scope = resolve_scope(params.get("scope"), &request.client.scope)
             .map_err(|e: OAuthError| fail(&request, e.code, &e.description))?;
         // RFC 7636 §4.3; `plain` is refused (RFC 9700 §2.1.1: use S256).
-        match (params.get("code_challenge"), params.get("code_challenge_method")) {
+        match (
+            params.get("code_challenge"),
+            params.get("code_challenge_method"),
+        ) {
             // An S256 challenge is BASE64URL(SHA-256(..)): exactly 43 characters (RFC 7636 §4.2).
-            (Some(challenge), Some("S256")) if challenge.len() == 43 && is_valid_verifier_syntax_chars(challenge) => {
+            (Some(challenge), Some("S256"))
+                if challenge.len() == 43 && is_valid_verifier_syntax_chars(challenge) =>
+            {
                 request.code_challenge = Some(challenge.to_owned());
             }
             (Some(_), Some("S256")) => {
-                return Err(fail(&request, ErrorCode::InvalidRequest, "malformed code_challenge"));
+                return Err(fail(
+                    &request,
+                    ErrorCode::InvalidRequest,
+                    "malformed code_challenge",
+                ));
             }
             (Some(_), _) => {
                 return Err(fail(
@@ -152,11 +204,19 @@ impl<S: Store> AuthorizationServer<S> {
                 ));
             }
             (None, Some(_)) => {
-                return Err(fail(&request, ErrorCode::InvalidRequest, "code_challenge_method without code_challenge"));
+                return Err(fail(
+                    &request,
+                    ErrorCode::InvalidRequest,
+                    "code_challenge_method without code_challenge",
+                ));
             }
             (None, None) if request.client.is_public() => {
                 // RFC 9700 §2.1.1: public clients MUST use PKCE.
-                return Err(fail(&request, ErrorCode::InvalidRequest, "PKCE (code_challenge, S256) is required for this client"));
+                return Err(fail(
+                    &request,
+                    ErrorCode::InvalidRequest,
+                    "PKCE (code_challenge, S256) is required for this client",
+                ));
             }
             (None, None) => {}
         }
@@ -165,7 +225,11 @@ impl<S: Store> AuthorizationServer<S> {
 
     /// Mints a single-use authorization code for the signed-in `username` and returns the
     /// redirect location carrying `code`, `state` and `iss` (RFC 6749 §4.1.2, RFC 9207).
-    pub async fn issue_authorization_code(&self, request: &AuthorizationRequest, username: &str) -> Result<String, OAuthError> {
+    pub async fn issue_authorization_code(
+        &self,
+        request: &AuthorizationRequest,
+        username: &str,
+    ) -> Result<String, OAuthError> {
         let now = self.clock.now();
         let code = new_authorization_code(self.random.as_ref())?;
         let record = AuthorizationCodeRecord {
@@ -195,7 +259,13 @@ mod tests {
 
     #[test]
     fn appends_to_existing_query_and_encodes() {
-        assert_eq!(append_query("https://a/cb", &[("code", "x y"), ("state", "s&t")]), "https://a/cb?code=x%20y&state=s%26t");
-        assert_eq!(append_query("https://a/cb?v=1", &[("code", "c")]), "https://a/cb?v=1&code=c");
+        assert_eq!(
+            append_query("https://a/cb", &[("code", "x y"), ("state", "s&t")]),
+            "https://a/cb?code=x%20y&state=s%26t"
+        );
+        assert_eq!(
+            append_query("https://a/cb?v=1", &[("code", "c")]),
+            "https://a/cb?v=1&code=c"
+        );
     }
 }

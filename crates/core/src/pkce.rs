@@ -13,7 +13,8 @@ pub fn is_valid_verifier_syntax(s: &str) -> bool {
 
 /// Only `unreserved` characters (RFC 3986 §2.3).
 pub fn is_valid_verifier_syntax_chars(s: &str) -> bool {
-    s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'))
+    s.bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'))
 }
 
 /// RFC 7636 §4.2: `code_challenge = BASE64URL-ENCODE(SHA256(ASCII(code_verifier)))`.
@@ -24,7 +25,11 @@ pub fn s256_challenge(verifier: &str) -> String {
 /// RFC 7636 §4.6: the server "calculates the code challenge from the received code_verifier and
 /// compares it with the previously associated code_challenge". Compared in constant time.
 pub fn verify_s256(verifier: &str, challenge: &str) -> bool {
-    is_valid_verifier_syntax(verifier) && s256_challenge(verifier).as_bytes().ct_eq(challenge.as_bytes()).into()
+    is_valid_verifier_syntax(verifier)
+        && s256_challenge(verifier)
+            .as_bytes()
+            .ct_eq(challenge.as_bytes())
+            .into()
 }
 
 #[cfg(test)]
@@ -34,9 +39,18 @@ mod tests {
     #[test]
     fn rfc7636_appendix_b_vector() {
         let verifier = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
-        assert_eq!(s256_challenge(verifier), "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM");
-        assert!(verify_s256(verifier, "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"));
-        assert!(!verify_s256("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXK", "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"));
+        assert_eq!(
+            s256_challenge(verifier),
+            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+        );
+        assert!(verify_s256(
+            verifier,
+            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+        ));
+        assert!(!verify_s256(
+            "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXK",
+            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
+        ));
     }
 
     #[test]

@@ -98,7 +98,9 @@ impl<S: Store> AuthorizationServer<S> {
             .into());
         }
         match grant {
-            TokenGrant::AuthorizationCode => grant::authorization_code::exchange(self, &client.client, &form).await,
+            TokenGrant::AuthorizationCode => {
+                grant::authorization_code::exchange(self, &client.client, &form).await
+            }
             TokenGrant::ClientCredentials => {
                 grant::client_credentials::exchange(self, &client.client, &form).await
             }

@@ -174,6 +174,30 @@ pub fn hash_password(password: &Password, random: &dyn Random) -> anyhow::Result
         .to_string())
 }
 
+/// Checks a password against a stored argon2id hash. With no hash (unknown user) a fixed dummy
+/// hash is checked instead, so the time taken does not reveal whether the user exists.
+pub fn verify_password(password: &Password, hash: Option<&str>) -> bool {
+    use argon2::password_hash::{PasswordHash, PasswordVerifier as _};
+    static DUMMY: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    let dummy = DUMMY.get_or_init(|| {
+        let salt = SaltString::encode_b64(&[7u8; 16]).ok()?;
+        Argon2::default()
+            .hash_password(b"not a password", &salt)
+            .ok()
+            .map(|h| h.to_string())
+    });
+    let Some(stored) = hash.or(dummy.as_deref()) else {
+        return false;
+    };
+    let Ok(parsed) = PasswordHash::new(stored) else {
+        return false;
+    };
+    Argon2::default()
+        .verify_password(password.secret().as_bytes(), &parsed)
+        .is_ok()
+        && hash.is_some()
+}
+
 /// `user create NAME` (password already read).
 pub async fn create_user<S: AdminStore>(
     store: &S,

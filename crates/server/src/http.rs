@@ -7,21 +7,22 @@ use std::sync::Arc;
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{any, get};
+use axum::routing::{any, get, post};
 use axum::Router;
 use bytes::Bytes;
 use http::header::CONTENT_TYPE;
 use http::{HeaderValue, StatusCode};
 use tokenwarden_core::error::{ErrorCode, OAuthError};
 use tokenwarden_core::metadata::{
-    INTROSPECTION_PATH, REVOCATION_PATH, TOKEN_PATH, WELL_KNOWN_PATH,
+    AUTHORIZATION_PATH, INTROSPECTION_PATH, REVOCATION_PATH, TOKEN_PATH, WELL_KNOWN_PATH,
 };
-use tokenwarden_core::store::Store;
+use tokenwarden_core::store::{AccountStore, Store};
 use tokenwarden_core::wire::{error_response, MAX_BODY_BYTES};
 use tokenwarden_core::{AuthorizationServer, Outcome};
 
 use crate::backend::Health;
 use crate::metrics::Metrics;
+use crate::pages::{self, LoginLimiter};
 
 /// Shared state of the HTTP handlers.
 pub struct AppState<S> {
@@ -29,11 +30,37 @@ pub struct AppState<S> {
     pub server: AuthorizationServer<S>,
     /// Metrics registry.
     pub metrics: Metrics,
+    /// Failed sign-in attempts, for rate limiting.
+    pub login_limiter: LoginLimiter,
+}
+
+impl<S> AppState<S> {
+    /// State around a configured core.
+    pub fn new(server: AuthorizationServer<S>) -> Self {
+        Self {
+            server,
+            metrics: Metrics::default(),
+            login_limiter: LoginLimiter::default(),
+        }
+    }
 }
 
 /// The application router: every route of INTERFACE.md implemented so far.
-pub fn router<S: Store + Health + 'static>(state: Arc<AppState<S>>) -> Router {
+pub fn router<S: AccountStore + Health + 'static>(state: Arc<AppState<S>>) -> Router {
     Router::new()
+        .route(AUTHORIZATION_PATH, get(pages::authorize::<S>))
+        .route("/consent", post(pages::consent::<S>))
+        .route(
+            "/login",
+            get(pages::login_form::<S>).post(pages::login::<S>),
+        )
+        .route("/logout", post(pages::logout::<S>))
+        .route("/account", get(pages::account::<S>))
+        .route(
+            "/account/apps/{client_id}/revoke",
+            post(pages::revoke_app::<S>),
+        )
+        .route("/static/style.css", get(pages::stylesheet))
         .route(TOKEN_PATH, any(token::<S>))
         .route(REVOCATION_PATH, any(revoke::<S>))
         .route(INTROSPECTION_PATH, any(introspect::<S>))

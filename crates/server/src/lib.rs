@@ -12,4 +12,6 @@ pub mod cli;
 pub mod duration;
 pub mod http;
 pub mod metrics;
+pub mod pages;
 pub mod serve;
+pub mod session;

@@ -16,7 +16,6 @@ use crate::admin::{self, NewClient};
 use crate::backend;
 use crate::cli::ServeArgs;
 use crate::http::{router, AppState};
-use crate::metrics::Metrics;
 
 /// RFC 8414 §2: the issuer "is a URL that uses the "https" scheme and has no query or fragment
 /// components". Plain http is accepted for loopback and development; query and fragment never.
@@ -51,10 +50,12 @@ pub async fn run(args: ServeArgs, database: &str) -> anyhow::Result<()> {
     if config.access_token_ttl <= 0 || config.refresh_token_ttl <= 0 {
         bail!("token lifetimes must be positive");
     }
-    let state = Arc::new(AppState {
-        server: AuthorizationServer::new(store, config, Arc::new(SystemClock), Arc::new(OsRandom)),
-        metrics: Metrics::default(),
-    });
+    let state = Arc::new(AppState::new(AuthorizationServer::new(
+        store,
+        config,
+        Arc::new(SystemClock),
+        Arc::new(OsRandom),
+    )));
     if args.demo {
         demo(&state.server).await.context("--demo setup failed")?;
     }
@@ -67,9 +68,12 @@ pub async fn run(args: ServeArgs, database: &str) -> anyhow::Result<()> {
         "tokenwarden listening on http://{addr} (issuer {})",
         state.server.config().issuer
     );
-    let served = axum::serve(listener, router(Arc::clone(&state)))
-        .with_graceful_shutdown(shutdown_signal())
-        .await;
+    let served = axum::serve(
+        listener,
+        router(Arc::clone(&state)).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await;
     if let Some(task) = purge {
         task.abort();
     }
@@ -118,6 +122,10 @@ async fn shutdown_signal() {
     tracing::info!("shutdown signal received; finishing in-flight requests");
 }
 
+/// Where the demo app "receives" its code: nothing listens there; the code is read off the
+/// browser's address bar.
+const DEMO_REDIRECT_URI: &str = "http://127.0.0.1:9876/callback";
+
 /// Creates (idempotently) the demo user and clients, gives the demo clients fresh secrets (a
 /// secret is shown only once, so a restart mints new ones), mints a demo user grant, and prints
 /// curl lines for every flow to stderr.
@@ -158,7 +166,7 @@ async fn demo<S: AdminStore>(server: &AuthorizationServer<S>) -> anyhow::Result<
                 name: name.into(),
                 client_id: Some(id.into()),
                 grant_types,
-                redirect_uris: vec!["http://127.0.0.1:9876/callback".into()],
+                redirect_uris: vec![DEMO_REDIRECT_URI.into()],
                 scope: scope.into(),
                 introspect,
                 ..NewClient::default()
@@ -195,6 +203,33 @@ async fn demo<S: AdminStore>(server: &AuthorizationServer<S>) -> anyhow::Result<
         .and_then(serde_json::Value::as_str)
         .unwrap_or_default();
     let issuer = &server.config().issuer;
+    // A PKCE pair for the browser walk-through (RFC 7636 §4.1, §4.2).
+    let verifier = format!(
+        "{}{}",
+        tokenwarden_core::random::new_id(random)?,
+        tokenwarden_core::random::new_id(random)?
+    );
+    let challenge = tokenwarden_core::pkce::s256_challenge(&verifier);
+    let authorize = tokenwarden_core::authorization::append_query(
+        &format!("{issuer}/oauth2/authorize"),
+        &[
+            ("response_type", "code"),
+            ("client_id", "demo-app"),
+            ("redirect_uri", DEMO_REDIRECT_URI),
+            ("scope", "profile read"),
+            ("state", "demo-state"),
+            ("code_challenge", &challenge),
+            ("code_challenge_method", "S256"),
+        ],
+    );
+    eprintln!(
+        "\n# Authorization code + PKCE in a browser: open this URL, sign in as demo/demo, approve.\n\
+         # You land on {DEMO_REDIRECT_URI}?code=…&state=demo-state (nothing listens there: copy the code\n\
+         # from the address bar), then exchange it within 60 s:\n\
+         # {authorize}\n\
+         # curl -s -u demo-app:{app} -d grant_type=authorization_code -d code=CODE -d redirect_uri={DEMO_REDIRECT_URI} -d code_verifier={verifier} {issuer}/oauth2/token\n\
+         # Then see and revoke the connection at {issuer}/account\n"
+    );
     eprintln!(
         "\n--demo: user `demo` (password `demo`); clients demo-service, demo-app, demo-api (fresh secrets below).\n\
          \n# Client credentials (RFC 6749 §4.4)\n\

@@ -1,8 +1,9 @@
 //! # tokenwarden-sqlite
 //!
 //! The SQLite storage backend, tokenwarden's embedded default (`--database sqlite://tokenwarden.db`).
-//! [`SqliteStore`] implements [`Store`](tokenwarden_core::store::Store) and
-//! [`AdminStore`](tokenwarden_core::store::AdminStore) with the semantics of the reference
+//! [`SqliteStore`] implements [`Store`](tokenwarden_core::store::Store),
+//! [`AdminStore`](tokenwarden_core::store::AdminStore) and
+//! [`AccountStore`](tokenwarden_core::store::AccountStore) with the semantics of the reference
 //! [`MemoryStore`](tokenwarden_core::store::memory::MemoryStore); the `tokenwarden-conformance`
 //! suite runs against both.
 //!

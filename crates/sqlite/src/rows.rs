@@ -6,8 +6,8 @@
 
 use tokenwarden_core::crypto::TokenDigest;
 use tokenwarden_core::model::{
-    AccessTokenRecord, AccessTokenState, Client, Grant, GrantType, RefreshTokenRecord,
-    RefreshTokenState, Scope, User,
+    AccessTokenRecord, AccessTokenState, AuthorizationCodeRecord, AuthorizationCodeState, Client,
+    Consent, Grant, GrantType, RefreshTokenRecord, RefreshTokenState, Scope, Session, User,
 };
 use tokenwarden_core::store::StoreError;
 
@@ -212,6 +212,85 @@ impl TryFrom<RefreshStateRow> for RefreshTokenState {
     }
 }
 
+/// `authorization_codes` as stored.
+#[derive(sqlx::FromRow)]
+pub(crate) struct AuthorizationCodeRow {
+    digest: Vec<u8>,
+    client_id: String,
+    username: String,
+    redirect_uri: String,
+    redirect_uri_given: bool,
+    scope: String,
+    code_challenge: Option<String>,
+    issued_at: i64,
+    expires_at: i64,
+    used_at: Option<i64>,
+    grant_id: Option<String>,
+}
+
+impl TryFrom<AuthorizationCodeRow> for AuthorizationCodeState {
+    type Error = StoreError;
+    fn try_from(r: AuthorizationCodeRow) -> Result<Self, StoreError> {
+        Ok(AuthorizationCodeState {
+            record: AuthorizationCodeRecord {
+                digest: digest(&r.digest, "authorization_codes.digest")?,
+                scope: scope(&r.scope, "authorization_codes.scope")?,
+                client_id: r.client_id,
+                username: r.username,
+                redirect_uri: r.redirect_uri,
+                redirect_uri_given: r.redirect_uri_given,
+                code_challenge: r.code_challenge,
+                issued_at: r.issued_at,
+                expires_at: r.expires_at,
+            },
+            used_at: r.used_at,
+            grant_id: r.grant_id,
+        })
+    }
+}
+
+/// `sessions` as stored.
+#[derive(sqlx::FromRow)]
+pub(crate) struct SessionRow {
+    digest: Vec<u8>,
+    username: String,
+    created_at: i64,
+    expires_at: i64,
+}
+
+impl TryFrom<SessionRow> for Session {
+    type Error = StoreError;
+    fn try_from(r: SessionRow) -> Result<Self, StoreError> {
+        Ok(Session {
+            digest: digest(&r.digest, "sessions.digest")?,
+            username: r.username,
+            created_at: r.created_at,
+            expires_at: r.expires_at,
+        })
+    }
+}
+
+/// `consents` as stored.
+#[derive(sqlx::FromRow)]
+pub(crate) struct ConsentRow {
+    username: String,
+    client_id: String,
+    scope: String,
+    granted_at: i64,
+}
+
+impl TryFrom<ConsentRow> for Consent {
+    type Error = StoreError;
+    fn try_from(r: ConsentRow) -> Result<Self, StoreError> {
+        Ok(Consent {
+            scope: scope(&r.scope, "consents.scope")?,
+            username: r.username,
+            client_id: r.client_id,
+            granted_at: r.granted_at,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -274,5 +353,67 @@ mod tests {
             matches!(&err, StoreError::Unavailable(m) if m.contains("clients.grant_types")),
             "{err:?}"
         );
+    }
+
+    fn code_row(digest: Vec<u8>, scope: &str) -> AuthorizationCodeRow {
+        AuthorizationCodeRow {
+            digest,
+            client_id: "c".into(),
+            username: "u".into(),
+            redirect_uri: "https://c.example/cb".into(),
+            redirect_uri_given: true,
+            scope: scope.into(),
+            code_challenge: Some("E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM".into()),
+            issued_at: 1,
+            expires_at: 2,
+            used_at: Some(1),
+            grant_id: Some("g".into()),
+        }
+    }
+
+    #[test]
+    fn corrupt_code_session_and_consent_rows_are_unavailable() {
+        let err = AuthorizationCodeState::try_from(code_row(vec![0; 33], "read")).unwrap_err();
+        assert!(
+            matches!(&err, StoreError::Unavailable(m) if m.contains("authorization_codes.digest")),
+            "{err:?}"
+        );
+        let err = AuthorizationCodeState::try_from(code_row(vec![0; 32], "a\\b")).unwrap_err();
+        assert!(
+            matches!(&err, StoreError::Unavailable(m) if m.contains("authorization_codes.scope")),
+            "{err:?}"
+        );
+        let session = SessionRow {
+            digest: vec![],
+            username: "u".into(),
+            created_at: 1,
+            expires_at: 2,
+        };
+        let err = Session::try_from(session).unwrap_err();
+        assert!(
+            matches!(&err, StoreError::Unavailable(m) if m.contains("sessions.digest")),
+            "{err:?}"
+        );
+        let consent = ConsentRow {
+            username: "u".into(),
+            client_id: "c".into(),
+            scope: "bad\"quote".into(),
+            granted_at: 1,
+        };
+        let err = Consent::try_from(consent).unwrap_err();
+        assert!(
+            matches!(&err, StoreError::Unavailable(m) if m.contains("consents.scope")),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn valid_code_row_round_trips() {
+        let state = AuthorizationCodeState::try_from(code_row(vec![9; 32], "write read")).unwrap();
+        assert_eq!(state.record.digest, TokenDigest([9; 32]));
+        assert_eq!(state.record.scope.to_string(), "read write");
+        assert!(state.record.redirect_uri_given);
+        assert_eq!(state.used_at, Some(1));
+        assert_eq!(state.grant_id.as_deref(), Some("g"));
     }
 }

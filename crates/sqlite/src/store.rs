@@ -1,21 +1,23 @@
-//! [`Store`] and [`AdminStore`] for [`SqliteStore`]: one method per atomic operation, each one
-//! statement in autocommit mode or one `BEGIN IMMEDIATE` transaction (see the crate docs for why).
-//! The semantics are the memory store's, which is the reference; the comments point out where
-//! SQL needs care to match it.
+//! [`Store`], [`AdminStore`] and [`AccountStore`] for [`SqliteStore`]: one method per atomic
+//! operation, each one statement in autocommit mode or one `BEGIN IMMEDIATE` transaction (see the
+//! crate docs for why). The semantics are the memory store's, which is the reference; the
+//! comments point out where SQL needs care to match it.
 
 use sqlx::{Sqlite, SqliteConnection, SqliteExecutor, Transaction};
 use tokenwarden_core::clock::Timestamp;
 use tokenwarden_core::crypto::TokenDigest;
 use tokenwarden_core::model::{
-    AccessTokenRecord, AccessTokenState, Client, Grant, RefreshTokenRecord, RefreshTokenState, User,
+    AccessTokenRecord, AccessTokenState, AuthorizationCodeRecord, AuthorizationCodeState, Client,
+    Consent, Grant, RefreshTokenRecord, RefreshTokenState, Session, User,
 };
 use tokenwarden_core::store::{
-    AdminStore, GrantFilter, PurgeCounts, PurgePolicy, Rotation, RotationInput, Store, StoreError,
+    AccountStore, AdminStore, GrantFilter, PurgeCounts, PurgePolicy, Redemption, Rotation,
+    RotationInput, Store, StoreError,
 };
 
 use crate::rows::{
-    client_json, AccessStateRow, ClientRow, GrantRow, RefreshStateRow, UserRow,
-    ACCESS_STATE_SELECT, REFRESH_STATE_SELECT,
+    client_json, AccessStateRow, AuthorizationCodeRow, ClientRow, ConsentRow, GrantRow,
+    RefreshStateRow, SessionRow, UserRow, ACCESS_STATE_SELECT, REFRESH_STATE_SELECT,
 };
 use crate::{db_err, SqliteStore};
 
@@ -74,6 +76,55 @@ async fn insert_refresh<'c>(
     .await
     .map_err(db_err)?;
     Ok(())
+}
+
+/// Inserts a grant with its first access token and optional refresh token, inside the caller's
+/// transaction (`create_grant`, `redeem_authorization_code`). The grant goes first: the tokens'
+/// foreign keys name it. A digest or grant id that exists fails with `Conflict`, and the caller's
+/// dropped transaction rolls back whatever was inserted.
+async fn insert_grant_with_tokens(
+    conn: &mut SqliteConnection,
+    grant: &Grant,
+    access: &AccessTokenRecord,
+    refresh: Option<&RefreshTokenRecord>,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO grants \
+             (grant_id, client_id, username, scope, created_at, last_refreshed_at, revoked_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )
+    .bind(grant.grant_id.as_str())
+    .bind(grant.client_id.as_str())
+    .bind(grant.username.as_str())
+    .bind(grant.scope.to_string())
+    .bind(grant.created_at)
+    .bind(grant.last_refreshed_at)
+    .bind(grant.revoked_at)
+    .execute(&mut *conn)
+    .await
+    .map_err(db_err)?;
+    insert_access(&mut *conn, access).await?;
+    if let Some(r) = refresh {
+        insert_refresh(&mut *conn, r).await?;
+    }
+    Ok(())
+}
+
+async fn authorization_code<'c>(
+    conn: impl SqliteExecutor<'c>,
+    digest: &TokenDigest,
+) -> Result<Option<AuthorizationCodeState>, StoreError> {
+    sqlx::query_as::<_, AuthorizationCodeRow>(
+        "SELECT digest, client_id, username, redirect_uri, redirect_uri_given, scope, \
+                code_challenge, issued_at, expires_at, used_at, grant_id \
+         FROM authorization_codes WHERE digest = ?1",
+    )
+    .bind(digest.as_bytes().as_slice())
+    .fetch_optional(conn)
+    .await
+    .map_err(db_err)?
+    .map(AuthorizationCodeState::try_from)
+    .transpose()
 }
 
 async fn refresh_state<'c>(
@@ -171,25 +222,7 @@ impl Store for SqliteStore {
         refresh: Option<&RefreshTokenRecord>,
     ) -> Result<(), StoreError> {
         let mut tx = self.begin_write().await?;
-        sqlx::query(
-            "INSERT INTO grants \
-                 (grant_id, client_id, username, scope, created_at, last_refreshed_at, revoked_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        )
-        .bind(grant.grant_id.as_str())
-        .bind(grant.client_id.as_str())
-        .bind(grant.username.as_str())
-        .bind(grant.scope.to_string())
-        .bind(grant.created_at)
-        .bind(grant.last_refreshed_at)
-        .bind(grant.revoked_at)
-        .execute(&mut *tx)
-        .await
-        .map_err(db_err)?;
-        insert_access(&mut *tx, access).await?;
-        if let Some(r) = refresh {
-            insert_refresh(&mut *tx, r).await?;
-        }
+        insert_grant_with_tokens(&mut tx, grant, access, refresh).await?;
         // Dropping `tx` on an error above rolls everything back: a grant is never half-created.
         tx.commit().await.map_err(db_err)
     }
@@ -256,6 +289,82 @@ impl Store for SqliteStore {
             .map_err(db_err)?;
         tx.commit().await.map_err(db_err)?;
         Ok(Rotation::Rotated)
+    }
+
+    async fn insert_authorization_code(
+        &self,
+        code: &AuthorizationCodeRecord,
+    ) -> Result<(), StoreError> {
+        // One statement in autocommit mode; a digest that exists is `Conflict`.
+        sqlx::query(
+            "INSERT INTO authorization_codes \
+                 (digest, client_id, username, redirect_uri, redirect_uri_given, scope, \
+                  code_challenge, issued_at, expires_at, used_at, grant_id) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, NULL, NULL)",
+        )
+        .bind(code.digest.as_bytes().as_slice())
+        .bind(code.client_id.as_str())
+        .bind(code.username.as_str())
+        .bind(code.redirect_uri.as_str())
+        .bind(code.redirect_uri_given)
+        .bind(code.scope.to_string())
+        .bind(code.code_challenge.as_deref())
+        .bind(code.issued_at)
+        .bind(code.expires_at)
+        .execute(&self.write)
+        .await
+        .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn find_authorization_code(
+        &self,
+        digest: &TokenDigest,
+    ) -> Result<Option<AuthorizationCodeState>, StoreError> {
+        authorization_code(&self.read, digest).await
+    }
+
+    async fn redeem_authorization_code(
+        &self,
+        code: &TokenDigest,
+        grant: &Grant,
+        access: &AccessTokenRecord,
+        refresh: Option<&RefreshTokenRecord>,
+        now: Timestamp,
+    ) -> Result<Redemption, StoreError> {
+        let mut tx = self.begin_write().await?;
+        // The compare-and-set is the first statement, and a write (RFC 6749 §4.1.2: "The client
+        // MUST NOT use the authorization code more than once"). Of concurrent redemptions only
+        // the first to take the write lock matches `used_at IS NULL`.
+        let marked = sqlx::query(
+            "UPDATE authorization_codes SET used_at = ?2, grant_id = ?3 \
+             WHERE digest = ?1 AND used_at IS NULL AND ?2 < expires_at",
+        )
+        .bind(code.as_bytes().as_slice())
+        .bind(now)
+        .bind(grant.grant_id.as_str())
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?
+        .rows_affected();
+
+        if marked == 0 {
+            // Used already (or expired): report the grant of the first use, read under the same
+            // write lock, so the caller can revoke it.
+            let state = authorization_code(&mut *tx, code).await?;
+            tx.rollback().await.map_err(db_err)?;
+            return Ok(
+                state.map_or(Redemption::Unknown, |s| Redemption::AlreadyUsed {
+                    grant_id: s.grant_id,
+                }),
+            );
+        }
+
+        // A colliding grant id or token digest is `Conflict`; dropping `tx` then rolls back the
+        // marking too, so the code stays redeemable, as in the memory store.
+        insert_grant_with_tokens(&mut tx, grant, access, refresh).await?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(Redemption::Redeemed)
     }
 
     async fn revoke_access_token(
@@ -353,6 +462,13 @@ impl AdminStore for SqliteStore {
             return Ok(None);
         }
         let revoked = revoke_grants_where(&mut tx, "client_id = ?2", &[client_id], now).await?;
+        // Its remembered consents go with it: a client later registered under the same id must
+        // ask the user again.
+        sqlx::query("DELETE FROM consents WHERE client_id = ?1")
+            .bind(client_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
         // Its grant-less (client_credentials) access tokens end with it too.
         sqlx::query(
             "UPDATE access_tokens SET revoked_at = ?1 WHERE client_id = ?2 AND revoked_at IS NULL",
@@ -424,15 +540,23 @@ impl AdminStore for SqliteStore {
         // A batch of 0 would never finish; treat it as 1.
         let batch = policy.batch_size.max(1);
         let mut counts = PurgeCounts::default();
-        for (table, count) in [
-            ("access_tokens", &mut counts.access_tokens),
-            ("refresh_tokens", &mut counts.refresh_tokens),
-        ] {
+        // Every statement binds `?1` = now, `?2` = the retention cutoff, `?3` = the batch size;
+        // each condition uses what it needs.
+        for (table, dead, count) in [
+            ("access_tokens", DEAD_TOKEN, &mut counts.access_tokens),
             // A used refresh token has no special case: it stays until it expires (or its
             // revocation ages out), since reuse detection needs it.
+            ("refresh_tokens", DEAD_TOKEN, &mut counts.refresh_tokens),
+            (
+                "authorization_codes",
+                DEAD_CODE,
+                &mut counts.authorization_codes,
+            ),
+            ("sessions", DEAD_SESSION, &mut counts.sessions),
+        ] {
             let sql = format!(
                 "DELETE FROM {table} WHERE digest IN \
-                 (SELECT digest FROM {table} WHERE {DEAD_TOKEN} LIMIT ?3)"
+                 (SELECT digest FROM {table} WHERE {dead} LIMIT ?3)"
             );
             *count = delete_in_batches(&self.write, &sql, now, cutoff, batch).await?;
         }
@@ -444,6 +568,14 @@ impl AdminStore for SqliteStore {
 /// A token row past its expiry (`?1` = now), or revoked before the retention cutoff (`?2`). A NULL
 /// `revoked_at` makes the second comparison NULL, which `WHERE` treats as false.
 const DEAD_TOKEN: &str = "(expires_at <= ?1 OR revoked_at <= ?2)";
+
+/// An authorization code past its expiry by the retention (`?2` = the cutoff). A code is kept
+/// that long after it expires, used or not, so that a late second use is still recognised as
+/// reuse and revokes the grant of the first (RFC 6749 §4.1.2).
+const DEAD_CODE: &str = "(expires_at <= ?2)";
+
+/// A browser session past its expiry (`?1` = now).
+const DEAD_SESSION: &str = "(expires_at <= ?1)";
 
 /// Deletes the grants left without any token row, walking `grants` in key order one window of
 /// `batch` grants per statement. A grant has no index saying "tokenless", so a `LIMIT` on the
@@ -520,8 +652,8 @@ async fn delete_in_batches(
     }
 }
 
-/// What a purge would delete, counted in one read transaction so the three counts agree with
-/// each other. A grant counts when none of its tokens would survive.
+/// What a purge would delete, counted in one statement (one read transaction) so the counts agree
+/// with each other. A grant counts when none of its tokens would survive.
 async fn purge_counts(
     read: &sqlx::SqlitePool,
     now: Timestamp,
@@ -537,20 +669,110 @@ async fn purge_counts(
            (SELECT count(*) FROM refresh_tokens WHERE {DEAD_TOKEN}), \
            (SELECT count(*) FROM grants g \
             WHERE NOT EXISTS (SELECT 1 FROM access_tokens a WHERE a.grant_id = g.grant_id AND {}) \
-              AND NOT EXISTS (SELECT 1 FROM refresh_tokens r WHERE r.grant_id = g.grant_id AND {}))",
+              AND NOT EXISTS (SELECT 1 FROM refresh_tokens r WHERE r.grant_id = g.grant_id AND {})), \
+           (SELECT count(*) FROM authorization_codes WHERE {DEAD_CODE}), \
+           (SELECT count(*) FROM sessions WHERE {DEAD_SESSION})",
         live("a"),
         live("r"),
     );
-    let (access, refresh, grants): (i64, i64, i64) = sqlx::query_as(&sql)
-        .bind(now)
-        .bind(cutoff)
-        .fetch_one(read)
-        .await
-        .map_err(db_err)?;
+    let (access, refresh, grants, codes, sessions): (i64, i64, i64, i64, i64) =
+        sqlx::query_as(&sql)
+            .bind(now)
+            .bind(cutoff)
+            .fetch_one(read)
+            .await
+            .map_err(db_err)?;
     let count = |n: i64| u64::try_from(n).unwrap_or(0);
     Ok(PurgeCounts {
         access_tokens: count(access),
         refresh_tokens: count(refresh),
         grants: count(grants),
+        authorization_codes: count(codes),
+        sessions: count(sessions),
     })
+}
+
+impl AccountStore for SqliteStore {
+    async fn create_session(&self, session: &Session) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO sessions (digest, username, created_at, expires_at) \
+             VALUES (?1, ?2, ?3, ?4)",
+        )
+        .bind(session.digest.as_bytes().as_slice())
+        .bind(session.username.as_str())
+        .bind(session.created_at)
+        .bind(session.expires_at)
+        .execute(&self.write)
+        .await
+        .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn find_session(&self, digest: &TokenDigest) -> Result<Option<Session>, StoreError> {
+        sqlx::query_as::<_, SessionRow>(
+            "SELECT digest, username, created_at, expires_at FROM sessions WHERE digest = ?1",
+        )
+        .bind(digest.as_bytes().as_slice())
+        .fetch_optional(&self.read)
+        .await
+        .map_err(db_err)?
+        .map(Session::try_from)
+        .transpose()
+    }
+
+    async fn delete_session(&self, digest: &TokenDigest) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM sessions WHERE digest = ?1")
+            .bind(digest.as_bytes().as_slice())
+            .execute(&self.write)
+            .await
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn find_consent(
+        &self,
+        username: &str,
+        client_id: &str,
+    ) -> Result<Option<Consent>, StoreError> {
+        sqlx::query_as::<_, ConsentRow>(
+            "SELECT username, client_id, scope, granted_at FROM consents \
+             WHERE username = ?1 AND client_id = ?2",
+        )
+        .bind(username)
+        .bind(client_id)
+        .fetch_optional(&self.read)
+        .await
+        .map_err(db_err)?
+        .map(Consent::try_from)
+        .transpose()
+    }
+
+    async fn save_consent(&self, consent: &Consent) -> Result<(), StoreError> {
+        // One upsert statement: a second consent for the same user and client replaces the first
+        // (scope and time), as the memory store's map insert does.
+        sqlx::query(
+            "INSERT INTO consents (username, client_id, scope, granted_at) \
+             VALUES (?1, ?2, ?3, ?4) \
+             ON CONFLICT (username, client_id) \
+             DO UPDATE SET scope = excluded.scope, granted_at = excluded.granted_at",
+        )
+        .bind(consent.username.as_str())
+        .bind(consent.client_id.as_str())
+        .bind(consent.scope.to_string())
+        .bind(consent.granted_at)
+        .execute(&self.write)
+        .await
+        .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn delete_consent(&self, username: &str, client_id: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM consents WHERE username = ?1 AND client_id = ?2")
+            .bind(username)
+            .bind(client_id)
+            .execute(&self.write)
+            .await
+            .map_err(db_err)?;
+        Ok(())
+    }
 }

@@ -23,10 +23,16 @@ pub(crate) async fn exchange<S: Store>(
     client: &Client,
     form: &Form,
 ) -> Result<(Bytes, Outcome), Failure> {
-    let code = form.get("code").ok_or_else(|| OAuthError::invalid_request("missing code"))?;
+    let code = form
+        .get("code")
+        .ok_or_else(|| OAuthError::invalid_request("missing code"))?;
     let digest = TokenDigest::of(code);
     let now = server.clock.now();
-    let state = server.store.find_authorization_code(&digest).await?.ok_or_else(invalid)?;
+    let state = server
+        .store
+        .find_authorization_code(&digest)
+        .await?
+        .ok_or_else(invalid)?;
     let record = &state.record;
     // RFC 6749 §4.1.3: "ensure that the authorization code was issued to the authenticated
     // confidential client, or if the client is public, ensure that the code was issued to
@@ -44,10 +50,16 @@ pub(crate) async fn exchange<S: Store>(
     // the authorization request …, and their values MUST be identical."
     match form.get("redirect_uri") {
         Some(uri) if uri != record.redirect_uri => {
-            return Err(OAuthError::invalid_grant("redirect_uri does not match the authorization request").into())
+            return Err(OAuthError::invalid_grant(
+                "redirect_uri does not match the authorization request",
+            )
+            .into())
         }
         None if record.redirect_uri_given => {
-            return Err(OAuthError::invalid_grant("redirect_uri is required: the authorization request had one").into())
+            return Err(OAuthError::invalid_grant(
+                "redirect_uri is required: the authorization request had one",
+            )
+            .into())
         }
         _ => {}
     }
@@ -58,16 +70,29 @@ pub(crate) async fn exchange<S: Store>(
         (Some(challenge), Some(verifier)) if verify_s256(verifier, challenge) => {}
         (None, None) => {}
         (Some(_), None) => return Err(OAuthError::invalid_grant("missing code_verifier").into()),
-        _ => return Err(OAuthError::invalid_grant("code_verifier does not match the code_challenge").into()),
+        _ => {
+            return Err(OAuthError::invalid_grant(
+                "code_verifier does not match the code_challenge",
+            )
+            .into())
+        }
     }
     let minted: MintedGrant = server.mint_user_grant(client, &record.username, &record.scope)?;
     match server
         .store
-        .redeem_authorization_code(&digest, &minted.grant, &minted.access, minted.refresh.as_ref(), now)
+        .redeem_authorization_code(
+            &digest,
+            &minted.grant,
+            &minted.access,
+            minted.refresh.as_ref(),
+            now,
+        )
         .await?
     {
         Redemption::Redeemed => Ok((minted.body, Outcome::TokenIssued)),
-        Redemption::AlreadyUsed { grant_id } => Err(code_reuse(server, grant_id.as_deref(), now).await),
+        Redemption::AlreadyUsed { grant_id } => {
+            Err(code_reuse(server, grant_id.as_deref(), now).await)
+        }
         Redemption::Unknown => Err(invalid().into()),
     }
 }
@@ -75,14 +100,21 @@ pub(crate) async fn exchange<S: Store>(
 /// RFC 6749 §4.1.2: "If an authorization code is used more than once, the authorization server
 /// MUST deny the request and SHOULD revoke (when possible) all tokens previously issued based on
 /// that authorization code."
-async fn code_reuse<S: Store>(server: &AuthorizationServer<S>, grant_id: Option<&str>, now: i64) -> Failure {
+async fn code_reuse<S: Store>(
+    server: &AuthorizationServer<S>,
+    grant_id: Option<&str>,
+    now: i64,
+) -> Failure {
     if let Some(grant_id) = grant_id {
         if let Err(e) = server.store.revoke_grant(grant_id, now).await {
             return e.into();
         }
     }
     Failure {
-        error: OAuthError::invalid_grant("authorization code was already used; tokens issued from it are revoked").into(),
+        error: OAuthError::invalid_grant(
+            "authorization code was already used; tokens issued from it are revoked",
+        )
+        .into(),
         outcome: Outcome::ReuseDetected,
     }
 }

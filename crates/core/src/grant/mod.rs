@@ -84,7 +84,12 @@ pub(crate) struct MintedGrant {
 impl<S> AuthorizationServer<S> {
     /// Mints (without storing) a grant for `username` with an access token and, when the client
     /// is registered for `refresh_token`, a refresh token.
-    pub(crate) fn mint_user_grant(&self, client: &Client, username: &str, scope: &Scope) -> Result<MintedGrant, OAuthError> {
+    pub(crate) fn mint_user_grant(
+        &self,
+        client: &Client,
+        username: &str,
+        scope: &Scope,
+    ) -> Result<MintedGrant, OAuthError> {
         let now = self.clock.now();
         let random = self.random.as_ref();
         let grant = Grant {
@@ -106,7 +111,11 @@ impl<S> AuthorizationServer<S> {
             issued_at: now,
             expires_at: now + self.config.access_token_ttl,
         };
-        let refresh_token = if client.allows(GrantType::RefreshToken) { Some(new_refresh_token(random)?) } else { None };
+        let refresh_token = if client.allows(GrantType::RefreshToken) {
+            Some(new_refresh_token(random)?)
+        } else {
+            None
+        };
         let refresh = refresh_token.as_ref().map(|t| RefreshTokenRecord {
             digest: TokenDigest::of(t.secret()),
             grant_id: grant.grant_id.clone(),
@@ -123,7 +132,12 @@ impl<S> AuthorizationServer<S> {
             refresh_token: refresh_token.as_ref().map(|t| t.secret()),
             scope: scope.to_string(),
         })?;
-        Ok(MintedGrant { grant, access, refresh, body })
+        Ok(MintedGrant {
+            grant,
+            access,
+            refresh,
+            body,
+        })
     }
 }
 
@@ -132,10 +146,17 @@ impl<S: Store> AuthorizationServer<S> {
     /// registered for `refresh_token`, a refresh token — and returns the RFC 6749 §5.1 response
     /// body. The authorization-code exchange produces exactly this kind of grant; `tokenwarden
     /// token issue` calls this directly.
-    pub async fn issue_user_grant(&self, client: &Client, username: &str, scope: Option<&str>) -> Result<Bytes, OAuthError> {
+    pub async fn issue_user_grant(
+        &self,
+        client: &Client,
+        username: &str,
+        scope: Option<&str>,
+    ) -> Result<Bytes, OAuthError> {
         let scope = resolve_scope(scope, &client.scope)?;
         let minted = self.mint_user_grant(client, username, &scope)?;
-        self.store.create_grant(&minted.grant, &minted.access, minted.refresh.as_ref()).await?;
+        self.store
+            .create_grant(&minted.grant, &minted.access, minted.refresh.as_ref())
+            .await?;
         Ok(minted.body)
     }
 }

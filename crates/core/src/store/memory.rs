@@ -5,13 +5,14 @@ use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
 
 use super::{
-    AccountStore, AdminStore, GrantFilter, PurgeCounts, PurgePolicy, Redemption, Rotation, RotationInput, Store, StoreError,
+    AccountStore, AdminStore, GrantFilter, PurgeCounts, PurgePolicy, Redemption, Rotation,
+    RotationInput, Store, StoreError,
 };
 use crate::clock::Timestamp;
 use crate::crypto::TokenDigest;
 use crate::model::{
-    AccessTokenRecord, AccessTokenState, AuthorizationCodeRecord, AuthorizationCodeState, Client, Consent, Grant,
-    RefreshTokenRecord, RefreshTokenState, Session, User,
+    AccessTokenRecord, AccessTokenState, AuthorizationCodeRecord, AuthorizationCodeState, Client,
+    Consent, Grant, RefreshTokenRecord, RefreshTokenState, Session, User,
 };
 
 #[derive(Debug, Clone)]
@@ -187,7 +188,9 @@ impl Store for MemoryStore {
         if !state.is_active(now) {
             return Ok(Rotation::NotRotated(state));
         }
-        if inner.refresh.contains_key(&new.refresh.digest) || inner.access.contains_key(&new.access.digest) {
+        if inner.refresh.contains_key(&new.refresh.digest)
+            || inner.access.contains_key(&new.access.digest)
+        {
             return Err(StoreError::Conflict);
         }
         let grant_id = state.record.grant_id.clone();
@@ -217,18 +220,29 @@ impl Store for MemoryStore {
         Ok(Rotation::Rotated)
     }
 
-    async fn insert_authorization_code(&self, code: &AuthorizationCodeRecord) -> Result<(), StoreError> {
+    async fn insert_authorization_code(
+        &self,
+        code: &AuthorizationCodeRecord,
+    ) -> Result<(), StoreError> {
         let mut inner = self.lock()?;
         if inner.codes.contains_key(&code.digest) {
             return Err(StoreError::Conflict);
         }
-        inner
-            .codes
-            .insert(code.digest, AuthorizationCodeState { record: code.clone(), used_at: None, grant_id: None });
+        inner.codes.insert(
+            code.digest,
+            AuthorizationCodeState {
+                record: code.clone(),
+                used_at: None,
+                grant_id: None,
+            },
+        );
         Ok(())
     }
 
-    async fn find_authorization_code(&self, digest: &TokenDigest) -> Result<Option<AuthorizationCodeState>, StoreError> {
+    async fn find_authorization_code(
+        &self,
+        digest: &TokenDigest,
+    ) -> Result<Option<AuthorizationCodeState>, StoreError> {
         Ok(self.lock()?.codes.get(digest).cloned())
     }
 
@@ -241,9 +255,13 @@ impl Store for MemoryStore {
         now: Timestamp,
     ) -> Result<Redemption, StoreError> {
         let mut inner = self.lock()?;
-        let Some(state) = inner.codes.get(code) else { return Ok(Redemption::Unknown) };
+        let Some(state) = inner.codes.get(code) else {
+            return Ok(Redemption::Unknown);
+        };
         if state.used_at.is_some() || now >= state.record.expires_at {
-            return Ok(Redemption::AlreadyUsed { grant_id: state.grant_id.clone() });
+            return Ok(Redemption::AlreadyUsed {
+                grant_id: state.grant_id.clone(),
+            });
         }
         if inner.grants.contains_key(&grant.grant_id)
             || inner.access.contains_key(&access.digest)
@@ -256,9 +274,23 @@ impl Store for MemoryStore {
             state.grant_id = Some(grant.grant_id.clone());
         }
         inner.grants.insert(grant.grant_id.clone(), grant.clone());
-        inner.access.insert(access.digest, AccessEntry { record: access.clone(), revoked_at: None });
+        inner.access.insert(
+            access.digest,
+            AccessEntry {
+                record: access.clone(),
+                revoked_at: None,
+            },
+        );
         if let Some(r) = refresh {
-            inner.refresh.insert(r.digest, RefreshEntry { record: r.clone(), used_at: None, sealed: None, revoked_at: None });
+            inner.refresh.insert(
+                r.digest,
+                RefreshEntry {
+                    record: r.clone(),
+                    used_at: None,
+                    sealed: None,
+                    revoked_at: None,
+                },
+            );
         }
         Ok(Redemption::Redeemed)
     }
@@ -387,10 +419,18 @@ impl AdminStore for MemoryStore {
             })
             .map(|(d, _)| *d)
             .collect();
-        let dead_codes: Vec<TokenDigest> =
-            inner.codes.iter().filter(|(_, c)| c.record.expires_at <= cutoff).map(|(d, _)| *d).collect();
-        let dead_sessions: Vec<TokenDigest> =
-            inner.sessions.iter().filter(|(_, s)| s.expires_at <= now).map(|(d, _)| *d).collect();
+        let dead_codes: Vec<TokenDigest> = inner
+            .codes
+            .iter()
+            .filter(|(_, c)| c.record.expires_at <= cutoff)
+            .map(|(d, _)| *d)
+            .collect();
+        let dead_sessions: Vec<TokenDigest> = inner
+            .sessions
+            .iter()
+            .filter(|(_, s)| s.expires_at <= now)
+            .map(|(d, _)| *d)
+            .collect();
         let mut counts = PurgeCounts {
             access_tokens: dead_access.len() as u64,
             refresh_tokens: dead_refresh.len() as u64,
@@ -457,17 +497,30 @@ impl AccountStore for MemoryStore {
         Ok(())
     }
 
-    async fn find_consent(&self, username: &str, client_id: &str) -> Result<Option<Consent>, StoreError> {
-        Ok(self.lock()?.consents.get(&(username.to_owned(), client_id.to_owned())).cloned())
+    async fn find_consent(
+        &self,
+        username: &str,
+        client_id: &str,
+    ) -> Result<Option<Consent>, StoreError> {
+        Ok(self
+            .lock()?
+            .consents
+            .get(&(username.to_owned(), client_id.to_owned()))
+            .cloned())
     }
 
     async fn save_consent(&self, consent: &Consent) -> Result<(), StoreError> {
-        self.lock()?.consents.insert((consent.username.clone(), consent.client_id.clone()), consent.clone());
+        self.lock()?.consents.insert(
+            (consent.username.clone(), consent.client_id.clone()),
+            consent.clone(),
+        );
         Ok(())
     }
 
     async fn delete_consent(&self, username: &str, client_id: &str) -> Result<(), StoreError> {
-        self.lock()?.consents.remove(&(username.to_owned(), client_id.to_owned()));
+        self.lock()?
+            .consents
+            .remove(&(username.to_owned(), client_id.to_owned()));
         Ok(())
     }
 }

@@ -14,8 +14,8 @@ use serde::Serialize;
 use crate::clock::Timestamp;
 use crate::crypto::TokenDigest;
 use crate::model::{
-    AccessTokenRecord, AccessTokenState, AuthorizationCodeRecord, AuthorizationCodeState, Client, Consent, Grant,
-    RefreshTokenRecord, RefreshTokenState, Session, User,
+    AccessTokenRecord, AccessTokenState, AuthorizationCodeRecord, AuthorizationCodeState, Client,
+    Consent, Grant, RefreshTokenRecord, RefreshTokenState, Session, User,
 };
 
 pub mod memory;
@@ -163,7 +163,10 @@ pub trait Store: Send + Sync {
     ) -> impl Future<Output = Result<Rotation, StoreError>> + Send;
 
     /// Stores a new authorization code.
-    fn insert_authorization_code(&self, code: &AuthorizationCodeRecord) -> impl Future<Output = Result<(), StoreError>> + Send;
+    fn insert_authorization_code(
+        &self,
+        code: &AuthorizationCodeRecord,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// An authorization code by digest, with its redemption state.
     fn find_authorization_code(
@@ -251,17 +254,37 @@ pub trait AdminStore: Store {
 /// Browser sessions and remembered consents (the login, consent and account pages).
 pub trait AccountStore: AdminStore {
     /// Stores a new session.
-    fn create_session(&self, session: &Session) -> impl Future<Output = Result<(), StoreError>> + Send;
+    fn create_session(
+        &self,
+        session: &Session,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
     /// A session by digest (expired ones too; the caller checks `expires_at`).
-    fn find_session(&self, digest: &TokenDigest) -> impl Future<Output = Result<Option<Session>, StoreError>> + Send;
+    fn find_session(
+        &self,
+        digest: &TokenDigest,
+    ) -> impl Future<Output = Result<Option<Session>, StoreError>> + Send;
     /// Ends a session. Idempotent.
-    fn delete_session(&self, digest: &TokenDigest) -> impl Future<Output = Result<(), StoreError>> + Send;
+    fn delete_session(
+        &self,
+        digest: &TokenDigest,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
     /// The consent a user gave a client, if any.
-    fn find_consent(&self, username: &str, client_id: &str) -> impl Future<Output = Result<Option<Consent>, StoreError>> + Send;
+    fn find_consent(
+        &self,
+        username: &str,
+        client_id: &str,
+    ) -> impl Future<Output = Result<Option<Consent>, StoreError>> + Send;
     /// Records (or replaces) a consent.
-    fn save_consent(&self, consent: &Consent) -> impl Future<Output = Result<(), StoreError>> + Send;
+    fn save_consent(
+        &self,
+        consent: &Consent,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
     /// Forgets a consent (after "Revoke access", the next authorization asks again). Idempotent.
-    fn delete_consent(&self, username: &str, client_id: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
+    fn delete_consent(
+        &self,
+        username: &str,
+        client_id: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
 impl<S: Store + ?Sized> Store for Arc<S> {
@@ -305,7 +328,10 @@ impl<S: Store + ?Sized> Store for Arc<S> {
     ) -> impl Future<Output = Result<Rotation, StoreError>> + Send {
         (**self).rotate_refresh_token(old, new, now)
     }
-    fn insert_authorization_code(&self, code: &AuthorizationCodeRecord) -> impl Future<Output = Result<(), StoreError>> + Send {
+    fn insert_authorization_code(
+        &self,
+        code: &AuthorizationCodeRecord,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send {
         (**self).insert_authorization_code(code)
     }
     fn find_authorization_code(

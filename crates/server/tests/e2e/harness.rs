@@ -79,7 +79,10 @@ impl TempDb {
 
     /// A confidential client; returns (id, secret).
     pub fn client(&self, id: &str, extra: &[&str]) -> (String, String) {
-        let mut args = vec!["client", "create", "--name", id, "--client-id", id];
+        let mut args = vec!["client", "create", "--client-id", id];
+        if !extra.contains(&"--name") {
+            args.extend_from_slice(&["--name", id]);
+        }
         args.extend_from_slice(extra);
         let v = self.json(&args);
         (

@@ -7,7 +7,10 @@
 //! End-to-end tests: the real binary over HTTP on 127.0.0.1 with a fresh database each.
 
 mod harness;
+mod web;
 
+mod authorize;
+mod browser;
 mod cli;
 mod durability;
 mod lifecycle;

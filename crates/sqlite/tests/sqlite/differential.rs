@@ -5,10 +5,11 @@
 use std::collections::BTreeSet;
 use std::fmt::Debug;
 
-use tokenwarden_core::model::{Grant, GrantType};
+use tokenwarden_core::model::{AuthorizationCodeRecord, Consent, Grant, GrantType, Session};
 use tokenwarden_core::store::memory::MemoryStore;
 use tokenwarden_core::store::{
-    AdminStore, GrantFilter, PurgePolicy, Rotation, RotationInput, Store, StoreError,
+    AccountStore, AdminStore, GrantFilter, PurgePolicy, Redemption, Rotation, RotationInput, Store,
+    StoreError,
 };
 
 use crate::support::*;
@@ -61,11 +62,13 @@ async fn sqlite_store_answers_like_the_memory_store() {
     // Every token minted so far, with its grant (refresh tokens) for building successors.
     let mut access_tokens: Vec<String> = Vec::new();
     let mut refresh_tokens: Vec<(String, Grant)> = Vec::new();
+    let mut codes: Vec<AuthorizationCodeRecord> = Vec::new();
+    let mut sessions: Vec<String> = Vec::new();
     // Which interesting outcomes the run reached, so a degenerate sequence fails the test.
     let mut seen = BTreeSet::new();
 
-    for step in 0..600 {
-        match rng.below(32) {
+    for step in 0..800 {
+        match rng.below(40) {
             0 => {
                 let mut c = client(&format!("c{}", rng.below(3)));
                 if rng.below(2) == 0 {
@@ -237,6 +240,9 @@ async fn sqlite_store_answers_like_the_memory_store() {
                     if c.grants > 0 && c.refresh_tokens > 0 {
                         seen.insert(if dry { "dry purge" } else { "purge" });
                     }
+                    if c.authorization_codes > 0 && c.sessions > 0 && !dry {
+                        seen.insert("purge codes and sessions");
+                    }
                 }
                 same(step, "purge", x, sql.purge(now, p, dry).await);
             }
@@ -248,6 +254,146 @@ async fn sqlite_store_answers_like_the_memory_store() {
                     "set_client_secret",
                     mem.set_client_secret(&id, &digest).await,
                     sql.set_client_secret(&id, &digest).await,
+                );
+            }
+            21 | 22 => {
+                // Now and then a digest that exists, which must conflict.
+                let name = match pick(&mut rng, &codes) {
+                    Some(c) if rng.below(8) == 0 => c.digest,
+                    _ => d(&fresh(&mut next_token, "twc")),
+                };
+                let c = AuthorizationCodeRecord {
+                    digest: name,
+                    client_id: format!("c{}", rng.below(3)),
+                    username: format!("u{}", rng.below(2)),
+                    redirect_uri: "https://c.example/cb".into(),
+                    redirect_uri_given: rng.below(2) == 0,
+                    scope: scope(["read", "read write", ""][rng.below(3) as usize]),
+                    code_challenge: (rng.below(2) == 0).then(|| format!("challenge-{step}")),
+                    issued_at: now,
+                    expires_at: now + 1 + rng.below(1_200) as i64,
+                };
+                let x = mem.insert_authorization_code(&c).await;
+                match &x {
+                    Ok(()) => codes.push(c.clone()),
+                    Err(_) => _ = seen.insert("code conflict"),
+                }
+                same(
+                    step,
+                    "insert_authorization_code",
+                    x,
+                    sql.insert_authorization_code(&c).await,
+                );
+            }
+            23..=25 => {
+                // Mostly one of the newest codes; sometimes an old one (reused, expired, purged).
+                let len = codes.len() as u64;
+                if len == 0 {
+                    continue;
+                }
+                let i = if rng.below(2) == 0 {
+                    len.saturating_sub(1 + rng.below(2)) as usize
+                } else {
+                    rng.below(len) as usize
+                };
+                let c = codes[i].clone();
+                // Now and then a grant id that may exist, which must conflict and change nothing.
+                let grant_id = if rng.below(5) == 0 {
+                    format!("g{}", rng.below(12))
+                } else {
+                    fresh(&mut next_token, "gc")
+                };
+                let late = if rng.below(4) == 0 {
+                    rng.below(2_000) as i64
+                } else {
+                    0
+                };
+                let at = now + late;
+                let mut g = grant(&grant_id, &c.client_id, &c.username, at);
+                g.scope = c.scope.clone();
+                let (na, nr) = (fresh(&mut next_token, "twa"), fresh(&mut next_token, "twr"));
+                let a = access(
+                    &na,
+                    Some(&g),
+                    &g.client_id,
+                    at,
+                    at + 1 + rng.below(3_000) as i64,
+                );
+                let r = (rng.below(3) > 0).then(|| refresh(&nr, &g, at, at + 20_000));
+                let (x, y) = (
+                    mem.redeem_authorization_code(&c.digest, &g, &a, r.as_ref(), at)
+                        .await,
+                    sql.redeem_authorization_code(&c.digest, &g, &a, r.as_ref(), at)
+                        .await,
+                );
+                match &x {
+                    Ok(Redemption::Redeemed) => {
+                        seen.insert("code redeemed");
+                        access_tokens.push(na);
+                        if r.is_some() {
+                            refresh_tokens.push((nr, g));
+                        }
+                    }
+                    Ok(Redemption::AlreadyUsed { grant_id: Some(_) }) => {
+                        _ = seen.insert("code reused")
+                    }
+                    Ok(Redemption::AlreadyUsed { grant_id: None }) => {
+                        _ = seen.insert("code expired")
+                    }
+                    Ok(Redemption::Unknown) => _ = seen.insert("code unknown (purged)"),
+                    Err(_) => _ = seen.insert("redeem conflict"),
+                }
+                same(step, "redeem_authorization_code", x, y);
+            }
+            26 | 27 => {
+                let name = match pick(&mut rng, &sessions) {
+                    Some(s) if rng.below(8) == 0 => s.clone(),
+                    _ => fresh(&mut next_token, "tws"),
+                };
+                let s = Session {
+                    digest: d(&name),
+                    username: format!("u{}", rng.below(2)),
+                    created_at: now,
+                    expires_at: now + 1 + rng.below(2_000) as i64,
+                };
+                let x = mem.create_session(&s).await;
+                match &x {
+                    Ok(()) => sessions.push(name),
+                    Err(_) => _ = seen.insert("session conflict"),
+                }
+                same(step, "create_session", x, sql.create_session(&s).await);
+            }
+            28 => {
+                if let Some(s) = pick(&mut rng, &sessions) {
+                    same(
+                        step,
+                        "delete_session",
+                        mem.delete_session(&d(s)).await,
+                        sql.delete_session(&d(s)).await,
+                    );
+                }
+            }
+            29 | 30 => {
+                let c = Consent {
+                    username: format!("u{}", rng.below(2)),
+                    client_id: format!("c{}", rng.below(3)),
+                    scope: scope(["read", "read write", "write"][rng.below(3) as usize]),
+                    granted_at: now,
+                };
+                same(
+                    step,
+                    "save_consent",
+                    mem.save_consent(&c).await,
+                    sql.save_consent(&c).await,
+                );
+            }
+            31 => {
+                let (u, c) = (format!("u{}", rng.below(2)), format!("c{}", rng.below(3)));
+                same(
+                    step,
+                    "delete_consent",
+                    mem.delete_consent(&u, &c).await,
+                    sql.delete_consent(&u, &c).await,
                 );
             }
             _ => now += rng.below(400) as i64,
@@ -290,6 +436,29 @@ async fn sqlite_store_answers_like_the_memory_store() {
             mem.find_client(&c).await,
             sql.find_client(&c).await,
         );
+        if let Some(code) = pick(&mut rng, &codes) {
+            same(
+                step,
+                "find_authorization_code",
+                mem.find_authorization_code(&code.digest).await,
+                sql.find_authorization_code(&code.digest).await,
+            );
+        }
+        if let Some(s) = pick(&mut rng, &sessions) {
+            same(
+                step,
+                "find_session",
+                mem.find_session(&d(s)).await,
+                sql.find_session(&d(s)).await,
+            );
+        }
+        let u = format!("u{}", rng.below(2));
+        same(
+            step,
+            "find_consent",
+            mem.find_consent(&u, &c).await,
+            sql.find_consent(&u, &c).await,
+        );
     }
 
     // Everything, token by token, at the end.
@@ -309,16 +478,50 @@ async fn sqlite_store_answers_like_the_memory_store() {
             sql.find_refresh_token(&d(t)).await,
         );
     }
+    for c in &codes {
+        same(
+            0,
+            "final code",
+            mem.find_authorization_code(&c.digest).await,
+            sql.find_authorization_code(&c.digest).await,
+        );
+    }
+    for s in &sessions {
+        same(
+            0,
+            "final session",
+            mem.find_session(&d(s)).await,
+            sql.find_session(&d(s)).await,
+        );
+    }
+    for u in ["u0", "u1"] {
+        for c in ["c0", "c1", "c2"] {
+            same(
+                0,
+                "final consent",
+                mem.find_consent(u, c).await,
+                sql.find_consent(u, c).await,
+            );
+        }
+    }
     let expected = [
         "client deleted with grants",
+        "code conflict",
+        "code expired",
+        "code redeemed",
+        "code reused",
+        "code unknown (purged)",
         "dry purge",
         "grant conflict",
         "grants revoked by filter",
         "purge",
+        "purge codes and sessions",
+        "redeem conflict",
         "refused expired",
         "refused revoked",
         "refused used",
         "rotated",
+        "session conflict",
         "unknown (purged)",
     ];
     assert_eq!(seen.into_iter().collect::<Vec<_>>(), expected);

@@ -4,7 +4,10 @@
 use std::io::{BufRead as _, BufReader};
 use std::process::{Command, Stdio};
 
-use tokenwarden_core::store::{AdminStore as _, GrantFilter, Rotation, Store as _, StoreError};
+use tokenwarden_core::model::{AuthorizationCodeRecord, Consent, Session};
+use tokenwarden_core::store::{
+    AccountStore as _, AdminStore as _, GrantFilter, Redemption, Rotation, Store as _, StoreError,
+};
 use tokenwarden_sqlite::SqliteStore;
 
 use crate::support::*;
@@ -119,6 +122,25 @@ async fn kill_9_child_writer() {
         .await
         .unwrap();
     store.revoke_grant("g1", 1_100).await.unwrap();
+    // The authorization-code flow's writes: the code, its redemption, the session, the consent.
+    store
+        .insert_authorization_code(&child_code())
+        .await
+        .unwrap();
+    let g2 = grant("g2", "c1", "alice", 1_200);
+    let redeemed = store
+        .redeem_authorization_code(
+            &child_code().digest,
+            &g2,
+            &access("twa_2", Some(&g2), "c1", 1_200, 4_800),
+            Some(&refresh("twr_2", &g2, 1_200, 90_000)),
+            1_200,
+        )
+        .await
+        .unwrap();
+    assert_eq!(redeemed, Redemption::Redeemed);
+    store.create_session(&child_session()).await.unwrap();
+    store.save_consent(&child_consent()).await.unwrap();
     // Every write above returned Ok: in the server this is where the 200 goes out.
     println!("\n{COMMITTED}");
     tokio::time::sleep(std::time::Duration::from_secs(120)).await;
@@ -153,8 +175,9 @@ async fn committed_writes_survive_kill_9() {
     let store = db.open().await;
     assert_eq!(store.find_client("c1").await.unwrap(), Some(client("c1")));
     let grants = store.list_grants(&GrantFilter::default()).await.unwrap();
-    assert_eq!(grants.len(), 1);
+    assert_eq!(grants.len(), 2, "g1, and g2 from the code");
     assert_eq!(grants[0].revoked_at, Some(1_100));
+    assert_eq!(grants[1].grant_id, "g2");
     let access = store.find_access_token(&d("twa_1")).await.unwrap().unwrap();
     assert!(access.revoked);
     let refresh = store
@@ -163,7 +186,60 @@ async fn committed_writes_survive_kill_9() {
         .unwrap()
         .unwrap();
     assert!(refresh.revoked);
+    let code = store
+        .find_authorization_code(&child_code().digest)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(code.used_at, Some(1_200), "the redemption survived");
+    assert_eq!(code.grant_id.as_deref(), Some("g2"));
+    assert!(store
+        .find_refresh_token(&d("twr_2"))
+        .await
+        .unwrap()
+        .unwrap()
+        .is_active(1_300));
+    assert_eq!(
+        store.find_session(&child_session().digest).await.unwrap(),
+        Some(child_session())
+    );
+    assert_eq!(
+        store.find_consent("alice", "c1").await.unwrap(),
+        Some(child_consent())
+    );
     store.close().await;
+}
+
+fn child_code() -> AuthorizationCodeRecord {
+    AuthorizationCodeRecord {
+        digest: d("twc_1"),
+        client_id: "c1".into(),
+        username: "alice".into(),
+        redirect_uri: "https://c1.example/cb".into(),
+        redirect_uri_given: true,
+        scope: scope("read"),
+        code_challenge: None,
+        issued_at: 1_150,
+        expires_at: 1_750,
+    }
+}
+
+fn child_session() -> Session {
+    Session {
+        digest: d("tws_1"),
+        username: "alice".into(),
+        created_at: 1_150,
+        expires_at: 30_000,
+    }
+}
+
+fn child_consent() -> Consent {
+    Consent {
+        username: "alice".into(),
+        client_id: "c1".into(),
+        scope: scope("read"),
+        granted_at: 1_150,
+    }
 }
 
 #[tokio::test]

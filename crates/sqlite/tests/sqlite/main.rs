@@ -1,5 +1,6 @@
 //! Integration tests of the SQLite store on real database files: durability across reopen and
-//! `kill -9`, the pragmas actually in effect, the rotation compare-and-set under concurrency,
+//! `kill -9`, the pragmas actually in effect, the rotation and authorization-code
+//! compare-and-sets under concurrency, the schema upgrade,
 //! batched purge, a differential run against the reference `MemoryStore`, and the shared
 //! conformance suite on an in-memory and on a file database.
 
@@ -12,6 +13,7 @@
     clippy::indexing_slicing
 )]
 
+mod authorization;
 mod conformance;
 mod differential;
 mod durability;

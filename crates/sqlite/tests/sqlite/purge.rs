@@ -1,12 +1,37 @@
-//! Purge: expired and long-revoked rows go, in batches; grants go with their last token.
+//! Purge: expired and long-revoked rows go, in batches; grants go with their last token; codes go
+//! a retention after their expiry, sessions at it.
 
+use tokenwarden_core::model::{AuthorizationCodeRecord, Session};
 use tokenwarden_core::store::{
-    AdminStore as _, GrantFilter, PurgeCounts, PurgePolicy, Rotation, Store as _,
+    AccountStore as _, AdminStore as _, GrantFilter, PurgeCounts, PurgePolicy, Rotation, Store as _,
 };
 
 use crate::support::*;
 
 const NOW: i64 = 100_000;
+
+fn code(name: &str, expires_at: i64) -> AuthorizationCodeRecord {
+    AuthorizationCodeRecord {
+        digest: d(name),
+        client_id: "c1".into(),
+        username: "alice".into(),
+        redirect_uri: "https://c1.example/cb".into(),
+        redirect_uri_given: false,
+        scope: scope("read"),
+        code_challenge: None,
+        issued_at: expires_at - 600,
+        expires_at,
+    }
+}
+
+fn session(name: &str, expires_at: i64) -> Session {
+    Session {
+        digest: d(name),
+        username: "alice".into(),
+        created_at: expires_at - 3_600,
+        expires_at,
+    }
+}
 
 fn policy(batch_size: u32) -> PurgePolicy {
     PurgePolicy {
@@ -95,10 +120,37 @@ async fn purge_deletes_in_batches_smaller_than_the_work() {
         Rotation::Rotated
     ));
 
+    // 5 codes expired beyond the retention go; one expired within it and a live one stay.
+    for i in 0..5 {
+        store
+            .insert_authorization_code(&code(&format!("twc_dead{i}"), NOW - 1_000 - i))
+            .await
+            .unwrap();
+    }
+    for (name, exp) in [("twc_recent", NOW - 999), ("twc_live", NOW + 1)] {
+        store
+            .insert_authorization_code(&code(name, exp))
+            .await
+            .unwrap();
+    }
+    // 3 sessions past expiry go (the retention does not apply to them); a live one stays.
+    for i in 0..3 {
+        store
+            .create_session(&session(&format!("tws_dead{i}"), NOW - i))
+            .await
+            .unwrap();
+    }
+    store
+        .create_session(&session("tws_live", NOW + 1))
+        .await
+        .unwrap();
+
     let expected = PurgeCounts {
         access_tokens: 5 + 7 + 1 + 2, // cc, dead grants, revoked-old, g-live's two expired
         refresh_tokens: 7 + 1,        // dead grants, revoked-old
         grants: 7 + 1,
+        authorization_codes: 5,
+        sessions: 3,
     };
     let dry = store.purge(NOW, policy(2), true).await.unwrap();
     assert_eq!(dry, expected);
@@ -159,6 +211,29 @@ async fn purge_deletes_in_batches_smaller_than_the_work() {
         .unwrap()
         .is_some());
 
+    for gone in ["twc_dead0", "twc_dead4"] {
+        assert!(
+            store
+                .find_authorization_code(&d(gone))
+                .await
+                .unwrap()
+                .is_none(),
+            "{gone}"
+        );
+    }
+    for kept in ["twc_recent", "twc_live"] {
+        assert!(
+            store
+                .find_authorization_code(&d(kept))
+                .await
+                .unwrap()
+                .is_some(),
+            "{kept}"
+        );
+    }
+    assert!(store.find_session(&d("tws_dead0")).await.unwrap().is_none());
+    assert!(store.find_session(&d("tws_live")).await.unwrap().is_some());
+
     // Nothing left to do.
     assert_eq!(
         store.purge(NOW, policy(2), false).await.unwrap(),
@@ -189,7 +264,9 @@ async fn purge_with_exact_multiple_and_zero_batch_size_finishes() {
             PurgeCounts {
                 access_tokens: 4,
                 refresh_tokens: 4,
-                grants: 4
+                grants: 4,
+                authorization_codes: 0,
+                sessions: 0,
             },
             "batch {batch}"
         );
