@@ -1672,6 +1672,38 @@ pub async fn delete_client_forgets_its_consents<S: AccountStore>(store: S) {
     );
 }
 
+/// `delete_client` discards the client's unused authorization codes (a client re-registered
+/// under the same id must not redeem them) and keeps used ones, which reuse detection needs.
+pub async fn delete_client_discards_its_unused_codes<S: AccountStore>(store: S) {
+    store.create_client(&client("app")).await.unwrap();
+    let unused = code("unused", "app", "alice", T0);
+    let used = code("used", "app", "alice", T0);
+    let others = code("others", "other", "alice", T0);
+    for c in [&unused, &used, &others] {
+        store.insert_authorization_code(c).await.unwrap();
+    }
+    let i = issue("g-used", &used, T0 + 1, true);
+    assert_eq!(
+        redeem(&store, &used.digest, &i, T0 + 1).await.unwrap(),
+        Redemption::Redeemed
+    );
+
+    assert_eq!(store.delete_client("app", T0 + 2).await.unwrap(), Some(1));
+    assert_eq!(
+        store.find_authorization_code(&unused.digest).await.unwrap(),
+        None
+    );
+    assert_eq!(
+        code_state(&store, &used.digest).await.grant_id.as_deref(),
+        Some("g-used")
+    );
+    assert!(store
+        .find_authorization_code(&others.digest)
+        .await
+        .unwrap()
+        .is_some());
+}
+
 // ---------------------------------------------------------------------------------------------
 // Grant administration
 // ---------------------------------------------------------------------------------------------
@@ -2430,6 +2462,7 @@ macro_rules! for_each_conformance_case {
             create_session_with_existing_digest_conflicts,
             saved_consent_is_found_replaced_and_deleted,
             delete_client_forgets_its_consents,
+            delete_client_discards_its_unused_codes,
             list_grants_filters_and_orders_oldest_first,
             revoke_grants_by_user_or_client_counts_active_grants,
             purge_removes_expired_access_and_refresh_tokens,

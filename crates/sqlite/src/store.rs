@@ -469,6 +469,13 @@ impl AdminStore for SqliteStore {
             .execute(&mut *tx)
             .await
             .map_err(db_err)?;
+        // Its outstanding codes die with it: a client later registered under the same id must
+        // not redeem them. (Used codes stay for reuse detection until purge.)
+        sqlx::query("DELETE FROM authorization_codes WHERE client_id = ?1 AND used_at IS NULL")
+            .bind(client_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
         // Its grant-less (client_credentials) access tokens end with it too.
         sqlx::query(
             "UPDATE access_tokens SET revoked_at = ?1 WHERE client_id = ?2 AND revoked_at IS NULL",

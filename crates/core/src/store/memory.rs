@@ -352,6 +352,9 @@ impl AdminStore for MemoryStore {
             return Ok(None);
         }
         inner.consents.retain(|(_, c), _| c != client_id);
+        inner
+            .codes
+            .retain(|_, c| c.record.client_id != client_id || c.used_at.is_some());
         let ids = inner.matching_grants(&GrantFilter {
             username: None,
             client_id: Some(client_id.to_owned()),
@@ -402,7 +405,7 @@ impl AdminStore for MemoryStore {
         dry_run: bool,
     ) -> Result<PurgeCounts, StoreError> {
         let mut inner = self.lock()?;
-        let cutoff = now - policy.revoked_retention;
+        let cutoff = now.saturating_sub(policy.revoked_retention);
         let dead_access: Vec<TokenDigest> = inner
             .access
             .iter()

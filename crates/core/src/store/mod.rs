@@ -215,8 +215,9 @@ pub trait AdminStore: Store {
         client_id: &str,
         digest: &TokenDigest,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
-    /// Deletes a client after revoking all its grants and tokens, atomically. Returns the number
-    /// of grants revoked, or `None` when there is no such client.
+    /// Deletes a client after revoking all its grants and tokens, deleting its unused
+    /// authorization codes and its remembered consents, atomically. Returns the number of grants
+    /// revoked, or `None` when there is no such client.
     fn delete_client(
         &self,
         client_id: &str,
@@ -242,7 +243,9 @@ pub trait AdminStore: Store {
     ) -> impl Future<Output = Result<u64, StoreError>> + Send;
     /// Deletes, in batches, access tokens past expiry, refresh tokens past expiry (a used refresh
     /// token is kept until then: reuse detection needs it), rows revoked longer ago than the
-    /// retention, and grants left without tokens. `dry_run` counts without deleting.
+    /// retention, grants left without tokens, authorization codes whose expiry is older than the
+    /// retention (kept that long so a late second use is still detected as reuse) and sessions
+    /// past expiry. `dry_run` counts without deleting.
     fn purge(
         &self,
         now: Timestamp,
