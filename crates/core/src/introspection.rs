@@ -2,7 +2,6 @@
 
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
-use serde_json::{json, Map, Value};
 
 use crate::client_auth::authenticate_client;
 use crate::config::TokenTypeHint;
@@ -11,7 +10,7 @@ use crate::error::OAuthError;
 use crate::server::{with_outcome, AuthorizationServer, Outcome};
 use crate::store::Store;
 use crate::token::Failure;
-use crate::wire::{error_response, json_value_response, parse_post_form};
+use crate::wire::{error_response, json_response, parse_post_form};
 
 impl<S: Store> AuthorizationServer<S> {
     /// `POST /oauth2/introspect`. The caller must authenticate as a confidential client (RFC 7662
@@ -20,19 +19,18 @@ impl<S: Store> AuthorizationServer<S> {
     /// unknown, expired, revoked, used, or not the caller's — is `{"active": false}` (§2.2).
     pub async fn introspect(&self, request: Request<Bytes>) -> Response<Bytes> {
         match self.introspect_inner(&request).await {
-            Ok(Some(claims)) => with_outcome(
-                json_value_response(StatusCode::OK, &claims),
-                Outcome::Active,
-            ),
+            Ok(Some(claims)) => {
+                with_outcome(json_response(StatusCode::OK, claims), Outcome::Active)
+            }
             Ok(None) => with_outcome(
-                json_value_response(StatusCode::OK, &json!({"active": false})),
+                json_response(StatusCode::OK, Bytes::from_static(b"{\"active\":false}")),
                 Outcome::Inactive,
             ),
             Err(f) => with_outcome(error_response(&f.error), f.outcome),
         }
     }
 
-    async fn introspect_inner(&self, request: &Request<Bytes>) -> Result<Option<Value>, Failure> {
+    async fn introspect_inner(&self, request: &Request<Bytes>) -> Result<Option<Bytes>, Failure> {
         let (form, _) = parse_post_form(request, &[])?;
         let token = form
             .get("token")
@@ -65,7 +63,7 @@ impl<S: Store> AuthorizationServer<S> {
                             r.issued_at,
                             r.expires_at,
                             &digest,
-                        )));
+                        )?));
                     }
                 }
                 TokenTypeHint::RefreshToken => {
@@ -82,7 +80,7 @@ impl<S: Store> AuthorizationServer<S> {
                             r.issued_at,
                             r.expires_at,
                             &digest,
-                        )));
+                        )?));
                     }
                 }
             }
@@ -100,22 +98,40 @@ impl<S: Store> AuthorizationServer<S> {
         iat: i64,
         exp: i64,
         digest: &TokenDigest,
-    ) -> Value {
+    ) -> Result<Bytes, OAuthError> {
         // RFC 7662 §2.2 members. `sub` is the user, or the client itself for client credentials.
-        let mut m = Map::new();
-        m.insert("active".into(), json!(true));
-        m.insert("scope".into(), json!(scope));
-        m.insert("client_id".into(), json!(client_id));
-        if let Some(u) = username {
-            m.insert("username".into(), json!(u));
-        }
-        m.insert("token_type".into(), json!(token_type));
-        m.insert("exp".into(), json!(exp));
-        m.insert("iat".into(), json!(iat));
-        m.insert("sub".into(), json!(username.unwrap_or(client_id)));
-        m.insert("aud".into(), json!(client_id));
-        m.insert("iss".into(), json!(self.config.issuer));
-        m.insert("jti".into(), json!(digest.jti()));
-        Value::Object(m)
+        let claims = Claims {
+            active: true,
+            scope,
+            client_id,
+            username,
+            token_type,
+            exp,
+            iat,
+            sub: username.unwrap_or(client_id),
+            aud: client_id,
+            iss: &self.config.issuer,
+            jti: digest.jti(),
+        };
+        serde_json::to_vec(&claims)
+            .map(Bytes::from)
+            .map_err(|_| OAuthError::server_error())
     }
+}
+
+/// An active introspection answer (RFC 7662 §2.2), serialized without an intermediate map.
+#[derive(serde::Serialize)]
+struct Claims<'a> {
+    active: bool,
+    scope: &'a str,
+    client_id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    username: Option<&'a str>,
+    token_type: &'a str,
+    exp: i64,
+    iat: i64,
+    sub: &'a str,
+    aud: &'a str,
+    iss: &'a str,
+    jti: String,
 }

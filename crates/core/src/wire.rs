@@ -74,6 +74,12 @@ impl Drop for Form {
 /// Decodes one `application/x-www-form-urlencoded` component: `+` is a space, `%XX` a byte, and
 /// the result must be UTF-8 (RFC 6749 Appendix B).
 pub(crate) fn decode_component(raw: &[u8]) -> Result<String, OAuthError> {
+    // Fast path: tokens, ids and grant types are plain ASCII with nothing to decode.
+    if !raw.iter().any(|&b| b == b'+' || b == b'%') {
+        return std::str::from_utf8(raw)
+            .map(str::to_owned)
+            .map_err(|_| OAuthError::invalid_request("request parameters must be UTF-8"));
+    }
     let plus_decoded: Vec<u8> = raw
         .iter()
         .map(|&b| if b == b'+' { b' ' } else { b })
