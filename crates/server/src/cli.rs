@@ -54,6 +54,10 @@ pub enum Command {
     /// Token minting.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Client side: revoke a token at any RFC 7009 server (exit 0 on 200).
+    Revoke(crate::remote::RevokeArgs),
+    /// Client side: introspect a token at any RFC 7662 server; prints the JSON answer.
+    Introspect(crate::remote::IntrospectArgs),
     /// Delete expired and long-revoked rows in batches; prints counts.
     Purge {
         /// Count what would be deleted without deleting.
@@ -196,6 +200,10 @@ pub enum TokenCommand {
         #[arg(long)]
         scope: Option<String>,
     },
+    /// Client side: the client credentials grant at any server; prints the token response.
+    ClientCredentials(crate::remote::ClientCredentialsArgs),
+    /// Client side: the refresh grant at any server; prints the token response.
+    Refresh(crate::remote::RefreshArgs),
 }
 
 fn parse_grant_type(s: &str) -> Result<GrantType, String> {
@@ -242,6 +250,18 @@ fn print_json(value: &Value) -> anyhow::Result<()> {
 
 /// Runs a parsed command.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    // Client-side commands talk to a server over HTTP and never open the database.
+    let cli = match cli.command {
+        Command::Revoke(args) => return print_json(&crate::remote::revoke(args).await?),
+        Command::Introspect(args) => return print_json(&crate::remote::introspect(args).await?),
+        Command::Token(TokenCommand::ClientCredentials(args)) => {
+            return print_json(&crate::remote::client_credentials(args).await?)
+        }
+        Command::Token(TokenCommand::Refresh(args)) => {
+            return print_json(&crate::remote::refresh(args).await?)
+        }
+        command => Cli { command, ..cli },
+    };
     if let Command::Serve(args) = cli.command {
         return serve::run(args, &cli.database).await;
     }
@@ -260,6 +280,11 @@ async fn admin_command(
     let random = OsRandom;
     Ok(match command {
         Command::Serve(_) => bail!("unreachable: serve handled above"),
+        Command::Revoke(_)
+        | Command::Introspect(_)
+        | Command::Token(TokenCommand::ClientCredentials(_) | TokenCommand::Refresh(_)) => {
+            bail!("unreachable: client-side commands handled above")
+        }
         Command::Client(ClientCommand::Create {
             name,
             client_id,

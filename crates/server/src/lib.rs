@@ -13,5 +13,6 @@ pub mod duration;
 pub mod http;
 pub mod metrics;
 pub mod pages;
+pub mod remote;
 pub mod serve;
 pub mod session;

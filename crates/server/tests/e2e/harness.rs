@@ -17,6 +17,8 @@ static COUNTER: AtomicU32 = AtomicU32::new(0);
 /// A scratch directory holding one test's database; removed on drop.
 pub struct TempDb {
     pub dir: PathBuf,
+    /// A database URL other than the SQLite file in `dir` (PostgreSQL tests).
+    pub url_override: Option<String>,
 }
 
 impl TempDb {
@@ -28,13 +30,19 @@ impl TempDb {
         ));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
-        Self { dir }
+        Self { dir, url_override: None }
+    }
+    #[allow(dead_code)] // used by the PostgreSQL tests
+    pub fn with_url(url: String) -> Self {
+        let mut db = Self::new();
+        db.url_override = Some(url);
+        db
     }
     pub fn path(&self) -> PathBuf {
         self.dir.join("tokenwarden.db")
     }
     pub fn url(&self) -> String {
-        format!("sqlite://{}", self.path().display())
+        self.url_override.clone().unwrap_or_else(|| format!("sqlite://{}", self.path().display()))
     }
 
     /// Runs a CLI command against this database.

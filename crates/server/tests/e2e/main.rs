@@ -14,4 +14,5 @@ mod browser;
 mod cli;
 mod durability;
 mod lifecycle;
+mod remote;
 mod wire;
