@@ -1,26 +1,68 @@
-//! Choosing the store from `--database URL`.
+//! Choosing the store from `--database URL`: `sqlite://PATH` (the embedded default) or
+//! `postgres://…` (several nodes on one database). Commands are generic over [`Backend`] and
+//! monomorphized for each store, so the request path pays no dynamic dispatch.
 
 use std::future::Future;
 
 use anyhow::{bail, Context as _};
 use tokenwarden_core::store::memory::MemoryStore;
+use tokenwarden_core::store::AccountStore;
+use tokenwarden_postgres::PostgresStore;
 use tokenwarden_sqlite::SqliteStore;
 
-/// The store the binary runs on. SQLite is the embedded default; PostgreSQL (for several nodes)
-/// will be a second variant behind the same traits.
-pub type Backend = SqliteStore;
+/// What the binary needs of a store.
+pub trait Backend: AccountStore + Health + Send + Sync + 'static {
+    /// Flushes and closes (graceful shutdown, end of an admin command).
+    fn shutdown(&self) -> impl Future<Output = ()> + Send;
+}
 
-/// Opens the store named by `url`, creating the database and applying migrations when needed.
-pub async fn open(url: &str) -> anyhow::Result<Backend> {
+impl Backend for SqliteStore {
+    async fn shutdown(&self) {
+        self.close().await;
+    }
+}
+
+impl Backend for PostgresStore {
+    async fn shutdown(&self) {
+        self.close().await;
+    }
+}
+
+/// An opened store.
+pub enum Opened {
+    /// `sqlite://PATH`
+    Sqlite(SqliteStore),
+    /// `postgres://…`
+    Postgres(PostgresStore),
+}
+
+/// Runs `$body` with `$store` bound to whichever store `$opened` holds.
+#[macro_export]
+macro_rules! with_backend {
+    ($opened:expr, |$store:ident| $body:expr) => {
+        match $opened {
+            $crate::backend::Opened::Sqlite($store) => $body,
+            $crate::backend::Opened::Postgres($store) => $body,
+        }
+    };
+}
+
+/// Opens the store named by `url`, creating the database schema and applying migrations when
+/// needed.
+pub async fn open(url: &str) -> anyhow::Result<Opened> {
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        bail!("PostgreSQL storage is not part of this build yet; use a sqlite:// URL");
+        return PostgresStore::open(url)
+            .await
+            .map(Opened::Postgres)
+            .context("cannot open the PostgreSQL database");
     }
     if !url.starts_with("sqlite:") {
-        bail!("unsupported database URL scheme; expected sqlite://PATH");
+        bail!("unsupported database URL scheme; expected sqlite://PATH or postgres://…");
     }
     SqliteStore::open(url)
         .await
-        .with_context(|| "cannot open the database".to_string())
+        .map(Opened::Sqlite)
+        .context("cannot open the SQLite database")
 }
 
 /// A liveness check of the store, for `GET /healthz`.
@@ -30,6 +72,12 @@ pub trait Health: Send + Sync {
 }
 
 impl Health for SqliteStore {
+    async fn healthy(&self) -> bool {
+        self.ping().await.is_ok()
+    }
+}
+
+impl Health for PostgresStore {
     async fn healthy(&self) -> bool {
         self.ping().await.is_ok()
     }

@@ -11,12 +11,12 @@ use tokenwarden_core::clock::{Clock as _, SystemClock};
 use tokenwarden_core::model::GrantType;
 use tokenwarden_core::random::OsRandom;
 use tokenwarden_core::secret::Password;
-use tokenwarden_core::store::{AdminStore as _, GrantFilter, Store as _};
+use tokenwarden_core::store::GrantFilter;
 use tokenwarden_core::{AuthorizationServer, Config};
 use zeroize::Zeroizing;
 
 use crate::admin::{self, client_json, grant_json, NewClient};
-use crate::backend;
+use crate::backend::{self, Backend};
 use crate::duration::parse_duration;
 use crate::serve;
 
@@ -265,15 +265,18 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     if let Command::Serve(args) = cli.command {
         return serve::run(args, &cli.database).await;
     }
-    let store = std::sync::Arc::new(backend::open(&cli.database).await?);
-    let result = admin_command(cli.command, &store).await;
-    store.close().await;
-    print_json(&result?)
+    let opened = backend::open(&cli.database).await?;
+    crate::with_backend!(opened, |store| {
+        let store = std::sync::Arc::new(store);
+        let result = admin_command(cli.command, &store).await;
+        store.shutdown().await;
+        print_json(&result?)
+    })
 }
 
-async fn admin_command(
+async fn admin_command<S: Backend>(
     command: Command,
-    shared: &std::sync::Arc<backend::Backend>,
+    shared: &std::sync::Arc<S>,
 ) -> anyhow::Result<Value> {
     let store = shared.as_ref();
     let now = SystemClock.now();

@@ -13,7 +13,7 @@ use tokenwarden_core::store::{AdminStore, PurgePolicy};
 use tokenwarden_core::{AuthorizationServer, Config};
 
 use crate::admin::{self, NewClient};
-use crate::backend;
+use crate::backend::{self, Backend};
 use crate::cli::ServeArgs;
 use crate::http::{router, AppState};
 
@@ -30,7 +30,11 @@ fn validate_issuer(issuer: &str) -> anyhow::Result<()> {
 
 /// Runs the server until a shutdown signal.
 pub async fn run(args: ServeArgs, database: &str) -> anyhow::Result<()> {
-    let store = backend::open(database).await?;
+    let opened = backend::open(database).await?;
+    crate::with_backend!(opened, |store| run_with(args, store).await)
+}
+
+async fn run_with<S: Backend>(args: ServeArgs, store: S) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;
@@ -77,7 +81,7 @@ pub async fn run(args: ServeArgs, database: &str) -> anyhow::Result<()> {
     if let Some(task) = purge {
         task.abort();
     }
-    state.server.store().close().await;
+    state.server.store().shutdown().await;
     tracing::info!("shut down cleanly");
     served.context("server error")
 }

@@ -30,9 +30,11 @@ impl TempDb {
         ));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
-        Self { dir, url_override: None }
+        Self {
+            dir,
+            url_override: None,
+        }
     }
-    #[allow(dead_code)] // used by the PostgreSQL tests
     pub fn with_url(url: String) -> Self {
         let mut db = Self::new();
         db.url_override = Some(url);
@@ -42,7 +44,9 @@ impl TempDb {
         self.dir.join("tokenwarden.db")
     }
     pub fn url(&self) -> String {
-        self.url_override.clone().unwrap_or_else(|| format!("sqlite://{}", self.path().display()))
+        self.url_override
+            .clone()
+            .unwrap_or_else(|| format!("sqlite://{}", self.path().display()))
     }
 
     /// Runs a CLI command against this database.

@@ -14,5 +14,6 @@ mod browser;
 mod cli;
 mod durability;
 mod lifecycle;
+mod multinode;
 mod remote;
 mod wire;
