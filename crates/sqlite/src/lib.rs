@@ -5,63 +5,122 @@
 //! [`AdminStore`](tokenwarden_core::store::AdminStore) and
 //! [`AccountStore`](tokenwarden_core::store::AccountStore) with the semantics of the reference
 //! [`MemoryStore`](tokenwarden_core::store::memory::MemoryStore); the `tokenwarden-conformance`
-//! suite runs against both.
+//! suite runs against both. It drives SQLite directly through `rusqlite` (the same bundled
+//! `libsqlite3-sys` sqlx links); the schema is `migrations/sqlite`, embedded with
+//! `sqlx::migrate!` and recorded in sqlx's `_sqlx_migrations` table, so databases move freely
+//! between this store, earlier releases and sqlx's tooling.
 //!
 //! ## Connection settings, and why
 //!
 //! | setting | value | why |
 //! |---|---|---|
 //! | `journal_mode` | `WAL` | readers never block the writer nor the writer readers, so introspection keeps answering during a purge; a commit appends to the log instead of rewriting pages. The mode is persistent in the file. |
-//! | `synchronous` | `FULL` | the WAL is fsynced at every commit, before the store returns `Ok`. A `200` answered after a commit must survive `kill -9` *and* power loss: with `NORMAL` (the usual WAL pairing) a process crash loses nothing, but a power cut can roll back the last commits — a rotated refresh token would come back as unused, or a revocation would be undone, after the client was told otherwise. Losing a revocation is a security failure, so we pay one fsync per write. |
+//! | `synchronous` | `FULL` | the WAL is fsynced at every commit, before the store returns `Ok`. A `200` answered after a commit must survive `kill -9` *and* power loss: with `NORMAL` (the usual WAL pairing) a process crash loses nothing, but a power cut can roll back the last commits — a rotated refresh token would come back as unused, or a revocation would be undone, after the client was told otherwise. Losing a revocation is a security failure, so we pay an fsync per commit — and group commit (below) makes that one fsync per *batch* of writes, not per write. |
 //! | `busy_timeout` | 5 s | another process (the admin CLI next to a running server) may hold the write lock; wait for it rather than fail at once. Past 5 s the caller gets `StoreError::Unavailable` (a `503`), not a hang. |
 //! | `foreign_keys` | `ON` | tokens must belong to an existing grant; SQLite leaves enforcement off unless asked, per connection. |
-//! | `query_only` | `ON` on read connections | a write sent to the read pool by mistake fails loudly instead of racing the writer. |
+//! | `query_only` | `ON` on read connections | a write sent to a read connection by mistake fails loudly instead of racing the writer. |
+//! | `cache_size` | 64 MiB on the write connection | token digests are random, so every insert lands on a different B-tree page; with SQLite's 2 MiB default the writer re-reads those pages from the OS on every commit. The cache grows only as pages are used. |
+//! | `wal_autocheckpoint` | 16384 pages on the write connection | checkpoints run on a thread of their own (below); this is only the backstop that lets the WAL start over under sustained writes. |
 //!
-//! ## Two pools
+//! Every statement is prepared once per connection and kept in the connection's statement cache
+//! (`prepare_cached`), so a request costs a bind and a step, not a parse.
 //!
-//! SQLite has a single writer per database. Writes go through a pool of **one** connection, so
-//! in-process writers queue on the pool (a fair async queue) instead of spinning on `SQLITE_BUSY`
-//! inside `busy_timeout`; reads go through a separate pool of [`READ_CONNECTIONS`] connections that
-//! see the last committed state (WAL snapshot isolation) without waiting for the writer.
+//! ## Reads: on the calling task
 //!
-//! Every write of more than one statement is one transaction opened with `BEGIN IMMEDIATE`, which
-//! takes the write lock up front (waiting out `busy_timeout` if another process holds it); its first
-//! statement is a write as well. A deferred `BEGIN` that read first would hold a read snapshot and
-//! then have to upgrade it, which fails with `SQLITE_BUSY` without waiting if another connection
-//! committed in between. Single-statement writes run in autocommit mode.
+//! A read borrows one of a small pool of read connections and runs on the caller's own thread:
+//! an indexed lookup in a warm page cache takes microseconds, cheaper than any hand-off to another
+//! thread and back. A read that misses the cache blocks its runtime worker for the disk read — a
+//! bounded cost, as every read is an index lookup or a short index range. Each read sees the last
+//! committed state (WAL snapshot isolation) without waiting for the writer. See `readers.rs`.
 //!
-//! An in-memory database (`sqlite::memory:`) lives and dies with its connection, so it uses one
-//! connection for reads and writes, kept open for the life of the store.
+//! ## Writes: one writer thread, group commit
+//!
+//! SQLite has one writer per database. Here one OS thread owns the write connection, and every
+//! write is an operation handed to it through a queue. The thread takes the first operation and
+//! everything queued behind it (up to 256), runs them in **one** `BEGIN IMMEDIATE` transaction —
+//! each in its own `SAVEPOINT`, so an operation that fails (a `Conflict`, say) is rolled back
+//! alone and reported to its caller alone — and commits once. Under load the operations that
+//! arrive while one batch is being fsynced form the next batch, so N concurrent writes cost about
+//! one fsync instead of N, and no time is spent waiting for a batch to fill.
+//!
+//! **Why an `Ok` (a `200`) is durable:** no caller hears back before the `COMMIT` of its batch
+//! has returned, and with `synchronous=FULL` that return means the WAL is fsynced. If the
+//! `COMMIT` fails, nothing of the batch is in the database and every caller in it gets
+//! `StoreError::Unavailable`. A caller that gives up waiting (a cancelled request) may still have
+//! its write committed, exactly as a client whose connection drops after the commit.
+//!
+//! **Why compare-and-set stays exact:** the writer thread is the only writer, and runs the
+//! operations of a batch one after the other, in arrival order. A refresh rotation or a code
+//! redemption reads and writes inside its own operation with nothing in between; a later
+//! operation in the same batch sees the earlier ones' writes. Of twenty concurrent rotations of
+//! one refresh token exactly one finds it unused.
+//!
+//! Copying the WAL back into the database file (a checkpoint) is left to a third thread, nudged
+//! after each commit, so the writer thread stalls on it only for the rare backstop checkpoint
+//! that lets the WAL start over; see `checkpoint.rs` for the measurements behind its schedule.
+//!
+//! `BEGIN IMMEDIATE` takes the write lock up front (waiting out `busy_timeout` if another
+//! process holds it), so the transaction never has to upgrade a read lock, which fails without
+//! waiting when another connection committed in between. A purge deletes in batches of its
+//! policy's size, each its own operation, so it never holds the write lock for long and
+//! request-path writes interleave with it.
+//!
+//! An in-memory database (`sqlite::memory:`) lives and dies with its connection, so it has one
+//! connection, used by the writer thread and, between batches, by reads.
 #![warn(missing_docs)]
 
-use std::str::FromStr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Row, SqlitePool};
+use rusqlite::Connection;
 use tokenwarden_core::store::StoreError;
+use tokio::sync::oneshot;
 
+mod checkpoint;
+mod location;
+mod migrate;
+mod readers;
 mod rows;
 mod store;
+mod writer;
 
-/// Connections in the read pool. Reads are short point lookups; a few connections let
-/// introspection and revocation lookups proceed in parallel without hoarding file descriptors on a
-/// small machine.
-pub const READ_CONNECTIONS: u32 = 4;
+use checkpoint::Checkpointer;
+use location::Location;
+use readers::{Opener, Readers};
+use writer::{Counters, Writer};
+
+/// The most read connections a store keeps open (idle, between reads). It opens one per CPU at
+/// first — as many as runtime workers can use at once — and more on demand up to this.
+pub const READ_CONNECTIONS: u32 = 16;
 
 /// How long a connection waits for another process's write lock before `SQLITE_BUSY`.
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// The schema, embedded at build time from `migrations/sqlite` (CONVENTIONS "Storage").
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations/sqlite");
+/// The write connection's page cache, in KiB (`PRAGMA cache_size = -N`); it only grows as pages
+/// are used.
+const WRITER_CACHE_KIB: i64 = 64 * 1024;
 
-/// The SQLite-backed store. Cloning is cheap and shares the pools.
+/// Prepared statements kept per connection: every fixed statement of the store, with room for
+/// the few shapes of the filtered admin queries.
+const STATEMENT_CACHE: usize = 64;
+
+/// The SQLite-backed store. Cloning is cheap and shares the connections and the writer thread;
+/// the writer stops when the last clone is dropped or the store is [closed](SqliteStore::close).
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
-    /// One connection: every write, and every read that must see the transaction it is part of.
-    write: SqlitePool,
-    /// Reads of committed state. The same pool as `write` for an in-memory database.
-    read: SqlitePool,
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    /// The file, for logs; `None` in memory.
+    path: Option<PathBuf>,
+    readers: Readers,
+    writer: Writer,
+    counters: Arc<Counters>,
+    closed: AtomicBool,
 }
 
 /// The settings in effect on one connection, as SQLite reports them (`PRAGMA name`).
@@ -89,172 +148,230 @@ pub struct EffectivePragmas {
     pub reader: ConnectionPragmas,
 }
 
+/// What the writer thread has committed since the store was opened: how well group commit is
+/// batching (`operations / transactions` is the mean batch size, each transaction one fsync).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WriteStats {
+    /// Write transactions committed.
+    pub transactions: u64,
+    /// Write operations (store method calls) in those transactions, failed ones included.
+    pub operations: u64,
+}
+
 impl SqliteStore {
     /// Opens (creating it and its schema if missing) the database at `url`: `sqlite://path`,
     /// `sqlite:path` or `sqlite::memory:`; SQLite URI parameters such as `?mode=ro` are honoured.
     /// Pending migrations are applied before this returns.
     pub async fn open(url: &str) -> Result<SqliteStore, StoreError> {
-        if !url.starts_with("sqlite:") {
-            return Err(StoreError::Unavailable(format!(
-                "not a SQLite database URL (expected sqlite://path or sqlite::memory:): {url}"
-            )));
-        }
-        let base = SqliteConnectOptions::from_str(url)
-            .map_err(|e| StoreError::Unavailable(format!("invalid SQLite URL: {e}")))?
-            .create_if_missing(true)
-            .busy_timeout(BUSY_TIMEOUT)
-            .foreign_keys(true)
-            .synchronous(SqliteSynchronous::Full);
-
-        let store = if is_in_memory(url) {
-            // One connection, never recycled: closing the last connection would drop the data.
-            let pool = SqlitePoolOptions::new()
-                .max_connections(1)
-                .min_connections(1)
-                .idle_timeout(None)
-                .max_lifetime(None)
-                .test_before_acquire(false)
-                .connect_with(base)
-                .await
-                .map_err(db_err)?;
-            migrate(&pool).await?;
-            SqliteStore {
-                write: pool.clone(),
-                read: pool,
-            }
-        } else {
-            // The writer connects first: switching a new file to WAL needs an exclusive lock that
-            // `busy_timeout` does not wait for, so no reader may be connected yet.
-            let write = SqlitePoolOptions::new()
-                .max_connections(1)
-                // An in-process connection cannot be dropped by a network; skip the ping.
-                .test_before_acquire(false)
-                .connect_with(base.clone().journal_mode(SqliteJournalMode::Wal))
-                .await
-                .map_err(db_err)?;
-            migrate(&write).await?;
-            let read = SqlitePoolOptions::new()
-                .max_connections(READ_CONNECTIONS)
-                .test_before_acquire(false)
-                .connect_with(base.pragma("query_only", "ON"))
-                .await
-                .map_err(db_err)?;
-            SqliteStore { write, read }
+        let location = location::parse(url)?;
+        let path = match &location {
+            Location::File { path, .. } => Some(path.clone()),
+            Location::Memory => None,
         };
-        tracing::debug!(
-            filename = %store.write.connect_options().get_filename().display(),
-            "opened SQLite store"
-        );
-        Ok(store)
+        // Opening, switching to WAL and migrating are blocking file I/O: they run on a thread of
+        // their own, so `open` blocks no async executor (and needs none in particular).
+        let (reply, setup) = oneshot::channel();
+        std::thread::Builder::new()
+            .name("tokenwarden-sqlite-open".into())
+            .spawn(move || {
+                let _ = reply.send(connect(location));
+            })
+            .map_err(|e| StoreError::Unavailable(format!("cannot start a thread: {e}")))?;
+        let (write, readers, checkpointer) = setup
+            .await
+            .map_err(|_| StoreError::Unavailable("opening the SQLite store failed".into()))??;
+        let counters = Arc::new(Counters::default());
+        let checkpointer = checkpointer.map(Checkpointer::spawn).transpose()?;
+        let writer = Writer::spawn(write, checkpointer, Arc::clone(&counters))?;
+        tracing::debug!(path = ?path, "opened SQLite store");
+        Ok(SqliteStore {
+            inner: Arc::new(Inner {
+                path,
+                readers,
+                writer,
+                counters,
+                closed: AtomicBool::new(false),
+            }),
+        })
     }
 
-    /// Checks that the database answers (for `GET /healthz`): reads the schema page through the
-    /// read pool. The writer is not pinged, so a health check never queues behind writes; a
+    /// Checks that the database answers (for `GET /healthz`): reads the schema page on a read
+    /// connection. The writer is not pinged, so a health check never queues behind writes; a
     /// wedged writer shows up as `503`s on the writes themselves.
     pub async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT count(*) FROM sqlite_schema")
-            .fetch_one(&self.read)
-            .await
-            .map_err(db_err)?;
-        Ok(())
+        self.read(|c| {
+            c.prepare_cached("SELECT count(*) FROM sqlite_schema")
+                .and_then(|mut s| s.query_row([], |r| r.get::<_, i64>(0)))
+                .map_err(db_err)
+        })
+        .map(|_| ())
     }
 
-    /// Closes both pools, waiting for connections in use to be returned, after copying the WAL
-    /// into the database file (`wal_checkpoint(TRUNCATE)`), so a cleanly shut down database is one
-    /// self-contained file that can be copied or backed up alone. SQLite also checkpoints when the
-    /// last connection closes, but the pool finishes closing connections in the background, so
-    /// that cannot be relied on to have happened when this returns. Further operations fail with
+    /// Closes the store: lets the writes already queued finish, closes the read connections,
+    /// copies the WAL into the database file (`wal_checkpoint(TRUNCATE)`) — so a cleanly shut
+    /// down database is one self-contained file that can be copied or backed up alone — and
+    /// stops the writer thread, all before returning. Further operations fail with
     /// `StoreError::Unavailable`. Safe to call more than once.
     pub async fn close(&self) {
-        self.read.close().await;
-        // Closed already when it is the same pool (in-memory) or on a second call.
-        if !self.write.is_closed() {
-            if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
-                .execute(&self.write)
-                .await
-            {
-                // Nothing is lost: the next open replays the WAL.
-                tracing::warn!(error = %e, "WAL checkpoint on close failed");
-            }
+        if self.inner.closed.swap(true, Ordering::AcqRel) {
+            return;
         }
-        self.write.close().await;
+        // Readers first: an idle read connection does not block the checkpoint, but closing
+        // them leaves the writer's connection the last one, as a clean shutdown should.
+        self.inner.readers.close();
+        self.inner.writer.close(self.inner.path.is_some()).await;
+        tracing::debug!(path = ?self.inner.path, "closed SQLite store");
     }
 
     /// The settings actually in effect on a write and a read connection.
     pub async fn effective_pragmas(&self) -> Result<EffectivePragmas, StoreError> {
-        Ok(EffectivePragmas {
-            writer: connection_pragmas(&self.write).await?,
-            reader: connection_pragmas(&self.read).await?,
-        })
+        self.check_open()?;
+        let writer = self.inner.writer.call(connection_pragmas).await?;
+        let reader = self.read(connection_pragmas)?;
+        Ok(EffectivePragmas { writer, reader })
+    }
+
+    /// Transactions and operations committed by the writer so far.
+    pub fn write_stats(&self) -> WriteStats {
+        WriteStats {
+            transactions: self.inner.counters.transactions.load(Ordering::Relaxed),
+            operations: self.inner.counters.operations.load(Ordering::Relaxed),
+        }
+    }
+
+    fn check_open(&self) -> Result<(), StoreError> {
+        if self.inner.closed.load(Ordering::Acquire) {
+            Err(closed())
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Runs a read on a read connection, on the calling thread (see "Reads" in the crate docs).
+    pub(crate) fn read<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        self.check_open()?;
+        self.inner.readers.with(f)
+    }
+
+    /// Runs a write in the writer's next group-commit batch; `Ok` once it is durable.
+    pub(crate) async fn write<T, F>(&self, op: F) -> Result<T, StoreError>
+    where
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+        T: Send + 'static,
+    {
+        self.check_open()?;
+        self.inner.writer.write(op).await
     }
 }
 
-/// Applies pending migrations through the writer (each in its own transaction).
-async fn migrate(write: &SqlitePool) -> Result<(), StoreError> {
-    MIGRATOR
-        .run(write)
-        .await
-        .map_err(|e| StoreError::Unavailable(format!("migration failed: {e}")))
+/// What [`connect`] opens: the write connection, the readers and, for a file, the
+/// checkpointer's connection.
+type Connections = (Arc<Mutex<Connection>>, Readers, Option<Connection>);
+
+/// Opens the write connection (switching a file to WAL), applies migrations, then opens the
+/// read connections and the checkpointer's.
+fn connect(location: Location) -> Result<Connections, StoreError> {
+    match location {
+        Location::Memory => {
+            let mut conn = Connection::open_in_memory().map_err(db_err)?;
+            configure(&conn).map_err(db_err)?;
+            migrate::run(&mut conn)?;
+            let conn = Arc::new(Mutex::new(conn));
+            Ok((Arc::clone(&conn), Readers::Shared(conn), None))
+        }
+        Location::File { uri, flags, .. } => {
+            // The writer connects first: switching a new file to WAL needs an exclusive lock that
+            // `busy_timeout` does not wait for, so no reader may be connected yet.
+            let mut conn = Connection::open_with_flags(&uri, flags).map_err(db_err)?;
+            configure(&conn).map_err(db_err)?;
+            let mode: String = conn
+                .pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0))
+                .map_err(db_err)?;
+            if !mode.eq_ignore_ascii_case("wal") {
+                // A file system without shared memory (some network mounts) keeps the rollback
+                // journal: still correct and durable, but readers and the writer block each other.
+                tracing::warn!(journal_mode = %mode, "SQLite could not switch to WAL");
+            }
+            migrate::run(&mut conn)?;
+            // The writer's page cache holds the B-tree pages that token inserts keep touching
+            // (the keys are random digests); SQLite's default of 2 MiB re-reads them from the OS.
+            conn.pragma_update(None, "cache_size", -WRITER_CACHE_KIB)
+                .map_err(db_err)?;
+            conn.pragma_update(
+                None,
+                "wal_autocheckpoint",
+                checkpoint::WRITER_AUTOCHECKPOINT,
+            )
+            .map_err(db_err)?;
+            let checkpointer = Connection::open_with_flags(&uri, flags).map_err(db_err)?;
+            configure(&checkpointer).map_err(db_err)?;
+            let cpus = std::thread::available_parallelism().map_or(1, usize::from);
+            let cap = usize::try_from(READ_CONNECTIONS).unwrap_or(usize::MAX);
+            let readers = Readers::pool(Opener { uri, flags }, cpus, cap)?;
+            Ok((Arc::new(Mutex::new(conn)), readers, Some(checkpointer)))
+        }
+    }
 }
 
-/// Reads the pragmas from one connection of `pool` (all statements on the same connection:
-/// `synchronous`, `foreign_keys`, `busy_timeout` and `query_only` are per connection).
-async fn connection_pragmas(pool: &SqlitePool) -> Result<ConnectionPragmas, StoreError> {
-    let mut conn = pool.acquire().await.map_err(db_err)?;
-    let journal_mode: String = pragma(&mut conn, "PRAGMA journal_mode").await?;
-    let synchronous: i64 = pragma(&mut conn, "PRAGMA synchronous").await?;
-    let foreign_keys: i64 = pragma(&mut conn, "PRAGMA foreign_keys").await?;
-    let busy_timeout_ms: i64 = pragma(&mut conn, "PRAGMA busy_timeout").await?;
-    let query_only: i64 = pragma(&mut conn, "PRAGMA query_only").await?;
+/// The per-connection settings every connection gets (see the table in the crate docs).
+pub(crate) fn configure(conn: &Connection) -> rusqlite::Result<()> {
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.pragma_update(None, "foreign_keys", true)?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    Ok(())
+}
+
+/// Reads the pragmas of one connection (`synchronous`, `foreign_keys`, `busy_timeout` and
+/// `query_only` are per connection).
+fn connection_pragmas(conn: &Connection) -> Result<ConnectionPragmas, StoreError> {
+    let get = |name: &str| -> Result<rusqlite::types::Value, StoreError> {
+        conn.pragma_query_value(None, name, |r| r.get(0))
+            .map_err(db_err)
+    };
+    let int = |name: &str| -> Result<i64, StoreError> {
+        match get(name)? {
+            rusqlite::types::Value::Integer(n) => Ok(n),
+            other => Err(StoreError::Unavailable(format!(
+                "PRAGMA {name} answered {other:?}"
+            ))),
+        }
+    };
+    let journal_mode = match get("journal_mode")? {
+        rusqlite::types::Value::Text(mode) => mode.to_ascii_lowercase(),
+        other => {
+            return Err(StoreError::Unavailable(format!(
+                "PRAGMA journal_mode answered {other:?}"
+            )))
+        }
+    };
     Ok(ConnectionPragmas {
-        journal_mode: journal_mode.to_ascii_lowercase(),
-        synchronous,
-        foreign_keys: foreign_keys != 0,
-        busy_timeout_ms,
-        query_only: query_only != 0,
+        journal_mode,
+        synchronous: int("synchronous")?,
+        foreign_keys: int("foreign_keys")? != 0,
+        busy_timeout_ms: int("busy_timeout")?,
+        query_only: int("query_only")? != 0,
     })
 }
 
-async fn pragma<T>(conn: &mut sqlx::SqliteConnection, sql: &'static str) -> Result<T, StoreError>
-where
-    T: for<'r> sqlx::Decode<'r, sqlx::Sqlite> + sqlx::Type<sqlx::Sqlite>,
-{
-    sqlx::query(sql)
-        .fetch_one(&mut *conn)
-        .await
-        .and_then(|row| row.try_get(0))
-        .map_err(db_err)
+fn closed() -> StoreError {
+    StoreError::Unavailable("the SQLite store is closed".into())
 }
 
-/// `sqlite::memory:`, `sqlite://:memory:` and `?mode=memory` all name a private in-memory database.
-fn is_in_memory(url: &str) -> bool {
-    let rest = url
-        .trim_start_matches("sqlite://")
-        .trim_start_matches("sqlite:");
-    let (database, params) = rest.split_once('?').unwrap_or((rest, ""));
-    database == ":memory:" || params.split('&').any(|p| p == "mode=memory")
-}
-
-/// Maps a driver error: a uniqueness violation is the caller's `Conflict` (id or name taken);
-/// anything else means the store could not do its job. The message carries no bound values, so
-/// no token or secret reaches the logs.
-pub(crate) fn db_err(e: sqlx::Error) -> StoreError {
+/// Maps a driver error: a uniqueness violation is the caller's `Conflict` (id, name or digest
+/// taken); anything else means the store could not do its job. SQLite's messages name tables and
+/// columns, never bound values, so no token or secret reaches the logs.
+pub(crate) fn db_err(e: rusqlite::Error) -> StoreError {
     match &e {
-        sqlx::Error::Database(d) if d.is_unique_violation() => StoreError::Conflict,
+        rusqlite::Error::SqliteFailure(f, _)
+            if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+                || f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY =>
+        {
+            StoreError::Conflict
+        }
         _ => StoreError::Unavailable(e.to_string()),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn memory_urls_are_recognized() {
-        assert!(is_in_memory("sqlite::memory:"));
-        assert!(is_in_memory("sqlite://:memory:"));
-        assert!(is_in_memory("sqlite://?mode=memory"));
-        assert!(!is_in_memory("sqlite://tokenwarden.db"));
-        assert!(!is_in_memory("sqlite:data/memory.db"));
     }
 }

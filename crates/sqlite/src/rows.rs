@@ -1,9 +1,12 @@
 //! Rows as SQLite returns them, and their checked conversion into the domain types.
 //!
 //! Columns are read into plain types first and parsed afterwards (CONVENTIONS §6), so a corrupt
-//! row — a digest that is not 32 bytes, a scope that is not RFC 6749 §3.3 syntax, unreadable JSON —
-//! becomes `StoreError::Unavailable` naming the column, never a panic and never a half-valid value.
+//! row — a digest that is not 32 bytes, a scope that is not RFC 6749 §3.3 syntax, unreadable JSON,
+//! a column of the wrong SQLite type — becomes `StoreError::Unavailable`, never a panic and never a
+//! half-valid value. Each row type names its columns once, in its `COLUMNS` list, and reads them by
+//! position in that order (`Row::get` checks the type and never panics).
 
+use rusqlite::Row;
 use tokenwarden_core::crypto::TokenDigest;
 use tokenwarden_core::model::{
     AccessTokenRecord, AccessTokenState, AuthorizationCodeRecord, AuthorizationCodeState, Client,
@@ -48,7 +51,6 @@ fn grant_types_from_json(s: &str, column: &str) -> Result<Vec<GrantType>, StoreE
 }
 
 /// `clients` as stored.
-#[derive(sqlx::FromRow)]
 pub(crate) struct ClientRow {
     client_id: String,
     name: String,
@@ -83,7 +85,6 @@ impl TryFrom<ClientRow> for Client {
 }
 
 /// `users` as stored.
-#[derive(sqlx::FromRow)]
 pub(crate) struct UserRow {
     username: String,
     password_hash: String,
@@ -101,7 +102,6 @@ impl From<UserRow> for User {
 }
 
 /// `grants` as stored.
-#[derive(sqlx::FromRow)]
 pub(crate) struct GrantRow {
     grant_id: String,
     client_id: String,
@@ -128,7 +128,6 @@ impl TryFrom<GrantRow> for Grant {
 }
 
 /// An `access_tokens` row joined with its grant's revocation ([`ACCESS_STATE_SELECT`]).
-#[derive(sqlx::FromRow)]
 pub(crate) struct AccessStateRow {
     digest: Vec<u8>,
     grant_id: Option<String>,
@@ -169,7 +168,6 @@ impl TryFrom<AccessStateRow> for AccessTokenState {
 }
 
 /// A `refresh_tokens` row joined with its grant's revocation ([`REFRESH_STATE_SELECT`]).
-#[derive(sqlx::FromRow)]
 pub(crate) struct RefreshStateRow {
     digest: Vec<u8>,
     grant_id: String,
@@ -213,7 +211,6 @@ impl TryFrom<RefreshStateRow> for RefreshTokenState {
 }
 
 /// `authorization_codes` as stored.
-#[derive(sqlx::FromRow)]
 pub(crate) struct AuthorizationCodeRow {
     digest: Vec<u8>,
     client_id: String,
@@ -250,7 +247,6 @@ impl TryFrom<AuthorizationCodeRow> for AuthorizationCodeState {
 }
 
 /// `sessions` as stored.
-#[derive(sqlx::FromRow)]
 pub(crate) struct SessionRow {
     digest: Vec<u8>,
     username: String,
@@ -271,7 +267,6 @@ impl TryFrom<SessionRow> for Session {
 }
 
 /// `consents` as stored.
-#[derive(sqlx::FromRow)]
 pub(crate) struct ConsentRow {
     username: String,
     client_id: String,
@@ -287,6 +282,171 @@ impl TryFrom<ConsentRow> for Consent {
             username: r.username,
             client_id: r.client_id,
             granted_at: r.granted_at,
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reading rows. Every `SELECT` that feeds a row type lists the columns in the order `from_row`
+// reads them; `Row::get` fails (never panics) on a missing column or a value of the wrong type.
+// ---------------------------------------------------------------------------------------------
+
+/// The columns of [`ClientRow`], in `from_row` order (a macro, so the statements below are
+/// `concat!`-ed constants rather than strings formatted on every call).
+macro_rules! client_columns {
+    () => {
+        "client_id, name, secret_digest, grant_types, redirect_uris, scope, introspect, \
+         cors_origins, created_at"
+    };
+}
+
+/// Selects a client by id (`?1`), in [`ClientRow::from_row`] order.
+pub(crate) const CLIENT_SELECT: &str = concat!(
+    "SELECT ",
+    client_columns!(),
+    " FROM clients WHERE client_id = ?1"
+);
+
+/// Selects every client, ordered by id. BINARY collation compares UTF-8 bytes, the order of
+/// Rust's `str::cmp`.
+pub(crate) const CLIENT_LIST: &str = concat!(
+    "SELECT ",
+    client_columns!(),
+    " FROM clients ORDER BY client_id"
+);
+
+impl ClientRow {
+    pub(crate) fn from_row(r: &Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            client_id: r.get(0)?,
+            name: r.get(1)?,
+            secret_digest: r.get(2)?,
+            grant_types: r.get(3)?,
+            redirect_uris: r.get(4)?,
+            scope: r.get(5)?,
+            introspect: r.get(6)?,
+            cors_origins: r.get(7)?,
+            created_at: r.get(8)?,
+        })
+    }
+}
+
+/// Selects a user by name (`?1`), in [`UserRow::from_row`] order.
+pub(crate) const USER_SELECT: &str =
+    "SELECT username, password_hash, created_at FROM users WHERE username = ?1";
+
+impl UserRow {
+    pub(crate) fn from_row(r: &Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            username: r.get(0)?,
+            password_hash: r.get(1)?,
+            created_at: r.get(2)?,
+        })
+    }
+}
+
+/// The columns of [`GrantRow`], in `from_row` order.
+pub(crate) const GRANT_COLUMNS: &str =
+    "grant_id, client_id, username, scope, created_at, last_refreshed_at, revoked_at";
+
+impl GrantRow {
+    pub(crate) fn from_row(r: &Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            grant_id: r.get(0)?,
+            client_id: r.get(1)?,
+            username: r.get(2)?,
+            scope: r.get(3)?,
+            created_at: r.get(4)?,
+            last_refreshed_at: r.get(5)?,
+            revoked_at: r.get(6)?,
+        })
+    }
+}
+
+impl AccessStateRow {
+    /// Reads a row of [`ACCESS_STATE_SELECT`].
+    pub(crate) fn from_row(r: &Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            digest: r.get(0)?,
+            grant_id: r.get(1)?,
+            client_id: r.get(2)?,
+            username: r.get(3)?,
+            scope: r.get(4)?,
+            issued_at: r.get(5)?,
+            expires_at: r.get(6)?,
+            revoked: r.get(7)?,
+        })
+    }
+}
+
+impl RefreshStateRow {
+    /// Reads a row of [`REFRESH_STATE_SELECT`].
+    pub(crate) fn from_row(r: &Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            digest: r.get(0)?,
+            grant_id: r.get(1)?,
+            client_id: r.get(2)?,
+            username: r.get(3)?,
+            scope: r.get(4)?,
+            issued_at: r.get(5)?,
+            expires_at: r.get(6)?,
+            used_at: r.get(7)?,
+            sealed_successor: r.get(8)?,
+            revoked: r.get(9)?,
+        })
+    }
+}
+
+/// Selects an authorization code by digest (`?1`), in [`AuthorizationCodeRow::from_row`] order.
+pub(crate) const AUTHORIZATION_CODE_SELECT: &str = "\
+    SELECT digest, client_id, username, redirect_uri, redirect_uri_given, scope, \
+           code_challenge, issued_at, expires_at, used_at, grant_id \
+    FROM authorization_codes WHERE digest = ?1";
+
+impl AuthorizationCodeRow {
+    pub(crate) fn from_row(r: &Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            digest: r.get(0)?,
+            client_id: r.get(1)?,
+            username: r.get(2)?,
+            redirect_uri: r.get(3)?,
+            redirect_uri_given: r.get(4)?,
+            scope: r.get(5)?,
+            code_challenge: r.get(6)?,
+            issued_at: r.get(7)?,
+            expires_at: r.get(8)?,
+            used_at: r.get(9)?,
+            grant_id: r.get(10)?,
+        })
+    }
+}
+
+/// Selects a session by digest (`?1`), in [`SessionRow::from_row`] order.
+pub(crate) const SESSION_SELECT: &str =
+    "SELECT digest, username, created_at, expires_at FROM sessions WHERE digest = ?1";
+
+impl SessionRow {
+    pub(crate) fn from_row(r: &Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            digest: r.get(0)?,
+            username: r.get(1)?,
+            created_at: r.get(2)?,
+            expires_at: r.get(3)?,
+        })
+    }
+}
+
+/// Selects a consent by user (`?1`) and client (`?2`), in [`ConsentRow::from_row`] order.
+pub(crate) const CONSENT_SELECT: &str = "SELECT username, client_id, scope, granted_at \
+    FROM consents WHERE username = ?1 AND client_id = ?2";
+
+impl ConsentRow {
+    pub(crate) fn from_row(r: &Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            username: r.get(0)?,
+            client_id: r.get(1)?,
+            scope: r.get(2)?,
+            granted_at: r.get(3)?,
         })
     }
 }

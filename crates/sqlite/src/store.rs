@@ -1,9 +1,17 @@
 //! [`Store`], [`AdminStore`] and [`AccountStore`] for [`SqliteStore`]: one method per atomic
-//! operation, each one statement in autocommit mode or one `BEGIN IMMEDIATE` transaction (see the
-//! crate docs for why). The semantics are the memory store's, which is the reference; the
-//! comments point out where SQL needs care to match it.
+//! operation. A read runs on a read connection on the calling task; a write is one operation on
+//! the writer thread, inside its own savepoint of a group-commit transaction (see the crate
+//! docs), so a multi-statement write is all-or-nothing exactly as its own transaction was. The
+//! semantics are the memory store's, which is the reference; the comments point out where SQL
+//! needs care to match it.
+//!
+//! A write operation runs on another thread, after this call has returned to its executor, so it
+//! owns what it binds: the records are turned into their column values (`*Columns`) here, on the
+//! caller's thread, which also keeps that work off the single writer thread.
 
-use sqlx::{Sqlite, SqliteConnection, SqliteExecutor, Transaction};
+use std::sync::Arc;
+
+use rusqlite::{params, Connection, OptionalExtension as _, ToSql};
 use tokenwarden_core::clock::Timestamp;
 use tokenwarden_core::crypto::TokenDigest;
 use tokenwarden_core::model::{
@@ -17,134 +25,249 @@ use tokenwarden_core::store::{
 
 use crate::rows::{
     client_json, AccessStateRow, AuthorizationCodeRow, ClientRow, ConsentRow, GrantRow,
-    RefreshStateRow, SessionRow, UserRow, ACCESS_STATE_SELECT, REFRESH_STATE_SELECT,
+    RefreshStateRow, SessionRow, UserRow, ACCESS_STATE_SELECT, AUTHORIZATION_CODE_SELECT,
+    CLIENT_LIST, CLIENT_SELECT, CONSENT_SELECT, GRANT_COLUMNS, REFRESH_STATE_SELECT,
+    SESSION_SELECT, USER_SELECT,
 };
 use crate::{db_err, SqliteStore};
 
-impl SqliteStore {
-    /// Opens a write transaction holding the write lock from its first statement. `BEGIN
-    /// IMMEDIATE` waits (up to `busy_timeout`) for another process's writer instead of failing
-    /// later on a lock upgrade; in-process writers already queue on the one-connection pool.
-    async fn begin_write(&self) -> Result<Transaction<'static, Sqlite>, StoreError> {
-        self.write
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(db_err)
+/// Runs a statement that returns no rows; the number of rows it changed.
+fn execute(c: &Connection, sql: &str, params: impl rusqlite::Params) -> Result<usize, StoreError> {
+    c.prepare_cached(sql)
+        .and_then(|mut s| s.execute(params))
+        .map_err(db_err)
+}
+
+/// Reads at most one row with `from_row` and converts it to its domain type.
+fn query_one<R, T>(
+    c: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+    from_row: fn(&rusqlite::Row<'_>) -> rusqlite::Result<R>,
+) -> Result<Option<T>, StoreError>
+where
+    T: TryFrom<R, Error = StoreError>,
+{
+    c.prepare_cached(sql)
+        .and_then(|mut s| s.query_row(params, from_row).optional())
+        .map_err(db_err)?
+        .map(T::try_from)
+        .transpose()
+}
+
+/// Reads every row with `from_row` and converts them to their domain type.
+fn query_all<R, T>(
+    c: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+    from_row: fn(&rusqlite::Row<'_>) -> rusqlite::Result<R>,
+) -> Result<Vec<T>, StoreError>
+where
+    T: TryFrom<R, Error = StoreError>,
+{
+    c.prepare_cached(sql)
+        .and_then(|mut s| {
+            s.query_map(params, from_row)?
+                .collect::<rusqlite::Result<Vec<R>>>()
+        })
+        .map_err(db_err)?
+        .into_iter()
+        .map(T::try_from)
+        .collect()
+}
+
+/// An access token's column values.
+struct AccessColumns {
+    digest: TokenDigest,
+    grant_id: Option<String>,
+    client_id: String,
+    username: Option<String>,
+    scope: String,
+    issued_at: Timestamp,
+    expires_at: Timestamp,
+}
+
+impl From<&AccessTokenRecord> for AccessColumns {
+    fn from(t: &AccessTokenRecord) -> Self {
+        AccessColumns {
+            digest: t.digest,
+            grant_id: t.grant_id.clone(),
+            client_id: t.client_id.clone(),
+            username: t.username.clone(),
+            scope: t.scope.to_string(),
+            issued_at: t.issued_at,
+            expires_at: t.expires_at,
+        }
     }
 }
 
-async fn insert_access<'c>(
-    conn: impl SqliteExecutor<'c>,
-    t: &AccessTokenRecord,
-) -> Result<(), StoreError> {
-    sqlx::query(
+fn insert_access(c: &Connection, t: &AccessColumns) -> Result<(), StoreError> {
+    execute(
+        c,
         "INSERT INTO access_tokens \
              (digest, grant_id, client_id, username, scope, issued_at, expires_at, revoked_at) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, NULL)",
+        params![
+            t.digest.as_bytes(),
+            t.grant_id,
+            t.client_id,
+            t.username,
+            t.scope,
+            t.issued_at,
+            t.expires_at
+        ],
     )
-    .bind(t.digest.as_bytes().as_slice())
-    .bind(t.grant_id.as_deref())
-    .bind(t.client_id.as_str())
-    .bind(t.username.as_deref())
-    .bind(t.scope.to_string())
-    .bind(t.issued_at)
-    .bind(t.expires_at)
-    .execute(conn)
-    .await
-    .map_err(db_err)?;
-    Ok(())
+    .map(|_| ())
 }
 
-async fn insert_refresh<'c>(
-    conn: impl SqliteExecutor<'c>,
-    t: &RefreshTokenRecord,
-) -> Result<(), StoreError> {
-    sqlx::query(
+/// A refresh token's column values.
+struct RefreshColumns {
+    digest: TokenDigest,
+    grant_id: String,
+    client_id: String,
+    username: String,
+    scope: String,
+    issued_at: Timestamp,
+    expires_at: Timestamp,
+}
+
+impl From<&RefreshTokenRecord> for RefreshColumns {
+    fn from(t: &RefreshTokenRecord) -> Self {
+        RefreshColumns {
+            digest: t.digest,
+            grant_id: t.grant_id.clone(),
+            client_id: t.client_id.clone(),
+            username: t.username.clone(),
+            scope: t.scope.to_string(),
+            issued_at: t.issued_at,
+            expires_at: t.expires_at,
+        }
+    }
+}
+
+fn insert_refresh(c: &Connection, t: &RefreshColumns) -> Result<(), StoreError> {
+    execute(
+        c,
         "INSERT INTO refresh_tokens \
              (digest, grant_id, client_id, username, scope, issued_at, expires_at, \
               used_at, sealed_successor, revoked_at) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, NULL, NULL, NULL)",
+        params![
+            t.digest.as_bytes(),
+            t.grant_id,
+            t.client_id,
+            t.username,
+            t.scope,
+            t.issued_at,
+            t.expires_at
+        ],
     )
-    .bind(t.digest.as_bytes().as_slice())
-    .bind(t.grant_id.as_str())
-    .bind(t.client_id.as_str())
-    .bind(t.username.as_str())
-    .bind(t.scope.to_string())
-    .bind(t.issued_at)
-    .bind(t.expires_at)
-    .execute(conn)
-    .await
-    .map_err(db_err)?;
-    Ok(())
+    .map(|_| ())
 }
 
-/// Inserts a grant with its first access token and optional refresh token, inside the caller's
-/// transaction (`create_grant`, `redeem_authorization_code`). The grant goes first: the tokens'
-/// foreign keys name it. A digest or grant id that exists fails with `Conflict`, and the caller's
-/// dropped transaction rolls back whatever was inserted.
-async fn insert_grant_with_tokens(
-    conn: &mut SqliteConnection,
-    grant: &Grant,
-    access: &AccessTokenRecord,
-    refresh: Option<&RefreshTokenRecord>,
-) -> Result<(), StoreError> {
-    sqlx::query(
+/// A grant's column values.
+struct GrantColumns {
+    grant_id: String,
+    client_id: String,
+    username: String,
+    scope: String,
+    created_at: Timestamp,
+    last_refreshed_at: Option<Timestamp>,
+    revoked_at: Option<Timestamp>,
+}
+
+impl From<&Grant> for GrantColumns {
+    fn from(g: &Grant) -> Self {
+        GrantColumns {
+            grant_id: g.grant_id.clone(),
+            client_id: g.client_id.clone(),
+            username: g.username.clone(),
+            scope: g.scope.to_string(),
+            created_at: g.created_at,
+            last_refreshed_at: g.last_refreshed_at,
+            revoked_at: g.revoked_at,
+        }
+    }
+}
+
+/// A grant with its first tokens, as `create_grant` and `redeem_authorization_code` store it.
+struct NewGrant {
+    grant: GrantColumns,
+    access: AccessColumns,
+    refresh: Option<RefreshColumns>,
+}
+
+impl NewGrant {
+    fn new(
+        grant: &Grant,
+        access: &AccessTokenRecord,
+        refresh: Option<&RefreshTokenRecord>,
+    ) -> Self {
+        NewGrant {
+            grant: grant.into(),
+            access: access.into(),
+            refresh: refresh.map(RefreshColumns::from),
+        }
+    }
+}
+
+/// Inserts a grant with its first access token and optional refresh token, inside the
+/// operation's savepoint. The grant goes first: the tokens' foreign keys name it. A digest or
+/// grant id that exists fails with `Conflict`, and the savepoint's rollback takes back whatever
+/// was inserted.
+fn insert_grant_with_tokens(c: &Connection, new: &NewGrant) -> Result<(), StoreError> {
+    let g = &new.grant;
+    execute(
+        c,
         "INSERT INTO grants \
              (grant_id, client_id, username, scope, created_at, last_refreshed_at, revoked_at) \
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-    )
-    .bind(grant.grant_id.as_str())
-    .bind(grant.client_id.as_str())
-    .bind(grant.username.as_str())
-    .bind(grant.scope.to_string())
-    .bind(grant.created_at)
-    .bind(grant.last_refreshed_at)
-    .bind(grant.revoked_at)
-    .execute(&mut *conn)
-    .await
-    .map_err(db_err)?;
-    insert_access(&mut *conn, access).await?;
-    if let Some(r) = refresh {
-        insert_refresh(&mut *conn, r).await?;
+        params![
+            g.grant_id,
+            g.client_id,
+            g.username,
+            g.scope,
+            g.created_at,
+            g.last_refreshed_at,
+            g.revoked_at
+        ],
+    )?;
+    insert_access(c, &new.access)?;
+    if let Some(r) = &new.refresh {
+        insert_refresh(c, r)?;
     }
     Ok(())
 }
 
-async fn authorization_code<'c>(
-    conn: impl SqliteExecutor<'c>,
+fn authorization_code(
+    c: &Connection,
     digest: &TokenDigest,
 ) -> Result<Option<AuthorizationCodeState>, StoreError> {
-    sqlx::query_as::<_, AuthorizationCodeRow>(
-        "SELECT digest, client_id, username, redirect_uri, redirect_uri_given, scope, \
-                code_challenge, issued_at, expires_at, used_at, grant_id \
-         FROM authorization_codes WHERE digest = ?1",
+    query_one(
+        c,
+        AUTHORIZATION_CODE_SELECT,
+        [digest.as_bytes()],
+        AuthorizationCodeRow::from_row,
     )
-    .bind(digest.as_bytes().as_slice())
-    .fetch_optional(conn)
-    .await
-    .map_err(db_err)?
-    .map(AuthorizationCodeState::try_from)
-    .transpose()
 }
 
-async fn refresh_state<'c>(
-    conn: impl SqliteExecutor<'c>,
+fn refresh_state(
+    c: &Connection,
     digest: &TokenDigest,
 ) -> Result<Option<RefreshTokenState>, StoreError> {
-    sqlx::query_as::<_, RefreshStateRow>(REFRESH_STATE_SELECT)
-        .bind(digest.as_bytes().as_slice())
-        .fetch_optional(conn)
-        .await
-        .map_err(db_err)?
-        .map(RefreshTokenState::try_from)
-        .transpose()
+    query_one(
+        c,
+        REFRESH_STATE_SELECT,
+        [digest.as_bytes()],
+        RefreshStateRow::from_row,
+    )
 }
 
 /// A `WHERE` fragment over `grants` selecting what `filter` asks for, with its parameters numbered
 /// from `?first`, and the values to bind in that order. Specific SQL per filter shape (rather than
 /// `?n IS NULL OR column = ?n`) lets SQLite plan with the `grants_by_client`/`grants_by_user`
-/// indexes: it plans before parameters are bound.
-fn grant_filter_sql(filter: &GrantFilter, first: usize) -> (String, Vec<&str>) {
+/// indexes: it plans before parameters are bound. (Each shape is one cached statement.)
+fn grant_filter_sql(filter: &GrantFilter, first: usize) -> (String, Vec<String>) {
     let mut conds = Vec::new();
     let mut args = Vec::new();
     for (column, value) in [
@@ -153,7 +276,7 @@ fn grant_filter_sql(filter: &GrantFilter, first: usize) -> (String, Vec<&str>) {
     ] {
         if let Some(v) = value {
             conds.push(format!("{column} = ?{}", first + args.len()));
-            args.push(v.as_str());
+            args.push(v.clone());
         }
     }
     let sql = if conds.is_empty() {
@@ -166,17 +289,19 @@ fn grant_filter_sql(filter: &GrantFilter, first: usize) -> (String, Vec<&str>) {
 
 /// Revokes the active grants selected by `cond` (a `WHERE` fragment over `grants` whose
 /// parameters are `?2`… bound from `args`; `?1` is `now`) and every unrevoked token in them.
-/// Returns how many grants were active before. Runs inside the caller's transaction; its first
-/// statement is a write.
+/// Returns how many grants were active before. Runs inside the caller's operation.
 ///
 /// Tokens first, grants last: the token updates select the grants by `revoked_at IS NULL`, which
 /// the final statement then makes false.
-async fn revoke_grants_where(
-    conn: &mut SqliteConnection,
+fn revoke_grants_where(
+    c: &Connection,
     cond: &str,
-    args: &[&str],
+    args: &[String],
     now: Timestamp,
-) -> Result<u64, StoreError> {
+) -> Result<usize, StoreError> {
+    let mut bind: Vec<&dyn ToSql> = Vec::with_capacity(args.len() + 1);
+    bind.push(&now);
+    bind.extend(args.iter().map(|a| a as &dyn ToSql));
     let in_active_grants = format!(
         "grant_id IS NOT NULL AND grant_id IN \
          (SELECT grant_id FROM grants WHERE revoked_at IS NULL AND {cond})"
@@ -185,34 +310,24 @@ async fn revoke_grants_where(
         let sql = format!(
             "UPDATE {table} SET revoked_at = ?1 WHERE revoked_at IS NULL AND {in_active_grants}"
         );
-        let mut q = sqlx::query(&sql).bind(now);
-        for a in args {
-            q = q.bind(*a);
-        }
-        q.execute(&mut *conn).await.map_err(db_err)?;
+        execute(c, &sql, bind.as_slice())?;
     }
     let sql = format!("UPDATE grants SET revoked_at = ?1 WHERE revoked_at IS NULL AND {cond}");
-    let mut q = sqlx::query(&sql).bind(now);
-    for a in args {
-        q = q.bind(*a);
-    }
-    Ok(q.execute(&mut *conn).await.map_err(db_err)?.rows_affected())
+    execute(c, &sql, bind.as_slice())
+}
+
+fn count(n: usize) -> u64 {
+    u64::try_from(n).unwrap_or(u64::MAX)
 }
 
 impl Store for SqliteStore {
     async fn find_client(&self, client_id: &str) -> Result<Option<Client>, StoreError> {
-        sqlx::query_as::<_, ClientRow>("SELECT * FROM clients WHERE client_id = ?1")
-            .bind(client_id)
-            .fetch_optional(&self.read)
-            .await
-            .map_err(db_err)?
-            .map(Client::try_from)
-            .transpose()
+        self.read(|c| query_one(c, CLIENT_SELECT, [client_id], ClientRow::from_row))
     }
 
     async fn insert_access_token(&self, token: &AccessTokenRecord) -> Result<(), StoreError> {
-        // One statement: autocommit makes it atomic and, with synchronous=FULL, durable on Ok.
-        insert_access(&self.write, token).await
+        let row = AccessColumns::from(token);
+        self.write(move |c| insert_access(c, &row)).await
     }
 
     async fn create_grant(
@@ -221,30 +336,30 @@ impl Store for SqliteStore {
         access: &AccessTokenRecord,
         refresh: Option<&RefreshTokenRecord>,
     ) -> Result<(), StoreError> {
-        let mut tx = self.begin_write().await?;
-        insert_grant_with_tokens(&mut tx, grant, access, refresh).await?;
-        // Dropping `tx` on an error above rolls everything back: a grant is never half-created.
-        tx.commit().await.map_err(db_err)
+        let new = NewGrant::new(grant, access, refresh);
+        // On an error the savepoint rolls everything back: a grant is never half-created.
+        self.write(move |c| insert_grant_with_tokens(c, &new)).await
     }
 
     async fn find_access_token(
         &self,
         digest: &TokenDigest,
     ) -> Result<Option<AccessTokenState>, StoreError> {
-        sqlx::query_as::<_, AccessStateRow>(ACCESS_STATE_SELECT)
-            .bind(digest.as_bytes().as_slice())
-            .fetch_optional(&self.read)
-            .await
-            .map_err(db_err)?
-            .map(AccessTokenState::try_from)
-            .transpose()
+        self.read(|c| {
+            query_one(
+                c,
+                ACCESS_STATE_SELECT,
+                [digest.as_bytes()],
+                AccessStateRow::from_row,
+            )
+        })
     }
 
     async fn find_refresh_token(
         &self,
         digest: &TokenDigest,
     ) -> Result<Option<RefreshTokenState>, StoreError> {
-        refresh_state(&self.read, digest).await
+        self.read(|c| refresh_state(c, digest))
     }
 
     async fn rotate_refresh_token(
@@ -253,75 +368,90 @@ impl Store for SqliteStore {
         new: &RotationInput,
         now: Timestamp,
     ) -> Result<Rotation, StoreError> {
-        let mut tx = self.begin_write().await?;
-        // The compare-and-set is the first statement, and a write (RFC 9700 §4.14.2: a refresh
-        // token is exchanged at most once). Its WHERE is exactly `RefreshTokenState::is_active`
-        // with the grant folded in, so "no row updated" means the state read below is inactive.
-        let grant_id: Option<String> = sqlx::query_scalar(
-            "UPDATE refresh_tokens SET used_at = ?2, sealed_successor = ?3 \
-             WHERE digest = ?1 AND used_at IS NULL AND revoked_at IS NULL AND ?2 < expires_at \
-               AND EXISTS (SELECT 1 FROM grants g \
-                           WHERE g.grant_id = refresh_tokens.grant_id AND g.revoked_at IS NULL) \
-             RETURNING grant_id",
-        )
-        .bind(old.as_bytes().as_slice())
-        .bind(now)
-        .bind(new.sealed_response.as_slice())
-        .fetch_optional(&mut *tx)
+        let old = *old;
+        let access = AccessColumns::from(&new.access);
+        let refresh = RefreshColumns::from(&new.refresh);
+        let sealed = new.sealed_response.clone();
+        self.write(move |c| {
+            // The compare-and-set (RFC 9700 §4.14.2: a refresh token is exchanged at most once).
+            // Its WHERE is exactly `RefreshTokenState::is_active` with the grant folded in, so "no
+            // row updated" means the state read below is inactive.
+            let grant_id: Option<String> = c
+                .prepare_cached(
+                    "UPDATE refresh_tokens SET used_at = ?2, sealed_successor = ?3 \
+                     WHERE digest = ?1 AND used_at IS NULL AND revoked_at IS NULL \
+                       AND ?2 < expires_at \
+                       AND EXISTS (SELECT 1 FROM grants g WHERE g.grant_id = refresh_tokens.grant_id \
+                                   AND g.revoked_at IS NULL) \
+                     RETURNING grant_id",
+                )
+                .and_then(|mut s| {
+                    s.query_row(params![old.as_bytes(), now, sealed], |r| r.get(0))
+                        .optional()
+                })
+                .map_err(db_err)?;
+
+            let Some(grant_id) = grant_id else {
+                // Lost the race, or never eligible: report the state as the writer sees it, so
+                // the caller can tell a grace-window retry from reuse.
+                let state = refresh_state(c, &old)?;
+                return Ok(state.map_or(Rotation::Unknown, Rotation::NotRotated));
+            };
+
+            insert_refresh(c, &refresh)?;
+            insert_access(c, &access)?;
+            execute(
+                c,
+                "UPDATE grants SET last_refreshed_at = ?1 WHERE grant_id = ?2",
+                params![now, grant_id],
+            )?;
+            Ok(Rotation::Rotated)
+        })
         .await
-        .map_err(db_err)?;
-
-        let Some(grant_id) = grant_id else {
-            // Lost the race, or never eligible: report the state seen under the same write lock,
-            // so the caller can tell a grace-window retry from reuse.
-            let state = refresh_state(&mut *tx, old).await?;
-            tx.rollback().await.map_err(db_err)?;
-            return Ok(state.map_or(Rotation::Unknown, Rotation::NotRotated));
-        };
-
-        insert_refresh(&mut *tx, &new.refresh).await?;
-        insert_access(&mut *tx, &new.access).await?;
-        sqlx::query("UPDATE grants SET last_refreshed_at = ?1 WHERE grant_id = ?2")
-            .bind(now)
-            .bind(grant_id)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?;
-        tx.commit().await.map_err(db_err)?;
-        Ok(Rotation::Rotated)
     }
 
     async fn insert_authorization_code(
         &self,
         code: &AuthorizationCodeRecord,
     ) -> Result<(), StoreError> {
-        // One statement in autocommit mode; a digest that exists is `Conflict`.
-        sqlx::query(
-            "INSERT INTO authorization_codes \
-                 (digest, client_id, username, redirect_uri, redirect_uri_given, scope, \
-                  code_challenge, issued_at, expires_at, used_at, grant_id) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, NULL, NULL)",
-        )
-        .bind(code.digest.as_bytes().as_slice())
-        .bind(code.client_id.as_str())
-        .bind(code.username.as_str())
-        .bind(code.redirect_uri.as_str())
-        .bind(code.redirect_uri_given)
-        .bind(code.scope.to_string())
-        .bind(code.code_challenge.as_deref())
-        .bind(code.issued_at)
-        .bind(code.expires_at)
-        .execute(&self.write)
+        let digest = code.digest;
+        let client_id = code.client_id.clone();
+        let username = code.username.clone();
+        let redirect_uri = code.redirect_uri.clone();
+        let redirect_uri_given = code.redirect_uri_given;
+        let scope = code.scope.to_string();
+        let code_challenge = code.code_challenge.clone();
+        let (issued_at, expires_at) = (code.issued_at, code.expires_at);
+        // One statement; a digest that exists is `Conflict`.
+        self.write(move |c| {
+            execute(
+                c,
+                "INSERT INTO authorization_codes \
+                     (digest, client_id, username, redirect_uri, redirect_uri_given, scope, \
+                      code_challenge, issued_at, expires_at, used_at, grant_id) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, NULL, NULL)",
+                params![
+                    digest.as_bytes(),
+                    client_id,
+                    username,
+                    redirect_uri,
+                    redirect_uri_given,
+                    scope,
+                    code_challenge,
+                    issued_at,
+                    expires_at
+                ],
+            )
+            .map(|_| ())
+        })
         .await
-        .map_err(db_err)?;
-        Ok(())
     }
 
     async fn find_authorization_code(
         &self,
         digest: &TokenDigest,
     ) -> Result<Option<AuthorizationCodeState>, StoreError> {
-        authorization_code(&self.read, digest).await
+        self.read(|c| authorization_code(c, digest))
     }
 
     async fn redeem_authorization_code(
@@ -332,39 +462,34 @@ impl Store for SqliteStore {
         refresh: Option<&RefreshTokenRecord>,
         now: Timestamp,
     ) -> Result<Redemption, StoreError> {
-        let mut tx = self.begin_write().await?;
-        // The compare-and-set is the first statement, and a write (RFC 6749 §4.1.2: "The client
-        // MUST NOT use the authorization code more than once"). Of concurrent redemptions only
-        // the first to take the write lock matches `used_at IS NULL`.
-        let marked = sqlx::query(
-            "UPDATE authorization_codes SET used_at = ?2, grant_id = ?3 \
-             WHERE digest = ?1 AND used_at IS NULL AND ?2 < expires_at",
-        )
-        .bind(code.as_bytes().as_slice())
-        .bind(now)
-        .bind(grant.grant_id.as_str())
-        .execute(&mut *tx)
+        let code = *code;
+        let new = NewGrant::new(grant, access, refresh);
+        self.write(move |c| {
+            // The compare-and-set (RFC 6749 §4.1.2: "The client MUST NOT use the authorization
+            // code more than once"). Of concurrent redemptions only the first the writer runs
+            // matches `used_at IS NULL`.
+            let marked = execute(
+                c,
+                "UPDATE authorization_codes SET used_at = ?2, grant_id = ?3 \
+                 WHERE digest = ?1 AND used_at IS NULL AND ?2 < expires_at",
+                params![code.as_bytes(), now, new.grant.grant_id],
+            )?;
+            if marked == 0 {
+                // Used already (or expired): report the grant of the first use, as the writer
+                // sees it, so the caller can revoke it.
+                let state = authorization_code(c, &code)?;
+                return Ok(
+                    state.map_or(Redemption::Unknown, |s| Redemption::AlreadyUsed {
+                        grant_id: s.grant_id,
+                    }),
+                );
+            }
+            // A colliding grant id or token digest is `Conflict`; the savepoint's rollback then
+            // takes back the marking too, so the code stays redeemable, as in the memory store.
+            insert_grant_with_tokens(c, &new)?;
+            Ok(Redemption::Redeemed)
+        })
         .await
-        .map_err(db_err)?
-        .rows_affected();
-
-        if marked == 0 {
-            // Used already (or expired): report the grant of the first use, read under the same
-            // write lock, so the caller can revoke it.
-            let state = authorization_code(&mut *tx, code).await?;
-            tx.rollback().await.map_err(db_err)?;
-            return Ok(
-                state.map_or(Redemption::Unknown, |s| Redemption::AlreadyUsed {
-                    grant_id: s.grant_id,
-                }),
-            );
-        }
-
-        // A colliding grant id or token digest is `Conflict`; dropping `tx` then rolls back the
-        // marking too, so the code stays redeemable, as in the memory store.
-        insert_grant_with_tokens(&mut tx, grant, access, refresh).await?;
-        tx.commit().await.map_err(db_err)?;
-        Ok(Redemption::Redeemed)
     }
 
     async fn revoke_access_token(
@@ -372,64 +497,61 @@ impl Store for SqliteStore {
         digest: &TokenDigest,
         now: Timestamp,
     ) -> Result<(), StoreError> {
+        let digest = *digest;
         // Keeps the first revocation time (retention counts from it), like `get_or_insert`.
-        sqlx::query(
-            "UPDATE access_tokens SET revoked_at = ?2 WHERE digest = ?1 AND revoked_at IS NULL",
-        )
-        .bind(digest.as_bytes().as_slice())
-        .bind(now)
-        .execute(&self.write)
+        self.write(move |c| {
+            execute(
+                c,
+                "UPDATE access_tokens SET revoked_at = ?2 \
+                 WHERE digest = ?1 AND revoked_at IS NULL",
+                params![digest.as_bytes(), now],
+            )
+            .map(|_| ())
+        })
         .await
-        .map_err(db_err)?;
-        Ok(())
     }
 
     async fn revoke_grant(&self, grant_id: &str, now: Timestamp) -> Result<bool, StoreError> {
-        let mut tx = self.begin_write().await?;
-        let revoked = revoke_grants_where(&mut tx, "grant_id = ?2", &[grant_id], now).await?;
-        tx.commit().await.map_err(db_err)?;
-        Ok(revoked > 0)
+        let args = [grant_id.to_owned()];
+        self.write(move |c| revoke_grants_where(c, "grant_id = ?2", &args, now).map(|n| n > 0))
+            .await
     }
 }
 
 impl AdminStore for SqliteStore {
     async fn create_client(&self, client: &Client) -> Result<(), StoreError> {
         let (grant_types, redirect_uris, cors_origins) = client_json(client)?;
-        sqlx::query(
-            "INSERT INTO clients \
-                 (client_id, name, secret_digest, grant_types, redirect_uris, scope, introspect, \
-                  cors_origins, created_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-        )
-        .bind(client.client_id.as_str())
-        .bind(client.name.as_str())
-        .bind(
-            client
-                .secret_digest
-                .as_ref()
-                .map(|d| d.as_bytes().as_slice()),
-        )
-        .bind(grant_types)
-        .bind(redirect_uris)
-        .bind(client.scope.to_string())
-        .bind(client.introspect)
-        .bind(cors_origins)
-        .bind(client.created_at)
-        .execute(&self.write)
+        let client_id = client.client_id.clone();
+        let name = client.name.clone();
+        let secret_digest = client.secret_digest;
+        let scope = client.scope.to_string();
+        let (introspect, created_at) = (client.introspect, client.created_at);
+        self.write(move |c| {
+            execute(
+                c,
+                "INSERT INTO clients \
+                     (client_id, name, secret_digest, grant_types, redirect_uris, scope, \
+                      introspect, cors_origins, created_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                params![
+                    client_id,
+                    name,
+                    secret_digest.as_ref().map(TokenDigest::as_bytes),
+                    grant_types,
+                    redirect_uris,
+                    scope,
+                    introspect,
+                    cors_origins,
+                    created_at
+                ],
+            )
+            .map(|_| ())
+        })
         .await
-        .map_err(db_err)?;
-        Ok(())
     }
 
     async fn list_clients(&self) -> Result<Vec<Client>, StoreError> {
-        // BINARY collation compares UTF-8 bytes, the order of Rust's `str::cmp`.
-        sqlx::query_as::<_, ClientRow>("SELECT * FROM clients ORDER BY client_id")
-            .fetch_all(&self.read)
-            .await
-            .map_err(db_err)?
-            .into_iter()
-            .map(Client::try_from)
-            .collect()
+        self.read(|c| query_all(c, CLIENT_LIST, [], ClientRow::from_row))
     }
 
     async fn set_client_secret(
@@ -437,13 +559,17 @@ impl AdminStore for SqliteStore {
         client_id: &str,
         digest: &TokenDigest,
     ) -> Result<bool, StoreError> {
-        let done = sqlx::query("UPDATE clients SET secret_digest = ?2 WHERE client_id = ?1")
-            .bind(client_id)
-            .bind(digest.as_bytes().as_slice())
-            .execute(&self.write)
-            .await
-            .map_err(db_err)?;
-        Ok(done.rows_affected() > 0)
+        let client_id = client_id.to_owned();
+        let digest = *digest;
+        self.write(move |c| {
+            execute(
+                c,
+                "UPDATE clients SET secret_digest = ?2 WHERE client_id = ?1",
+                params![client_id, digest.as_bytes()],
+            )
+            .map(|n| n > 0)
+        })
+        .await
     }
 
     async fn delete_client(
@@ -451,87 +577,79 @@ impl AdminStore for SqliteStore {
         client_id: &str,
         now: Timestamp,
     ) -> Result<Option<u64>, StoreError> {
-        let mut tx = self.begin_write().await?;
-        let deleted = sqlx::query("DELETE FROM clients WHERE client_id = ?1")
-            .bind(client_id)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?;
-        if deleted.rows_affected() == 0 {
-            tx.rollback().await.map_err(db_err)?;
-            return Ok(None);
-        }
-        let revoked = revoke_grants_where(&mut tx, "client_id = ?2", &[client_id], now).await?;
-        // Its remembered consents go with it: a client later registered under the same id must
-        // ask the user again.
-        sqlx::query("DELETE FROM consents WHERE client_id = ?1")
-            .bind(client_id)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?;
-        // Its outstanding codes die with it: a client later registered under the same id must
-        // not redeem them. (Used codes stay for reuse detection until purge.)
-        sqlx::query("DELETE FROM authorization_codes WHERE client_id = ?1 AND used_at IS NULL")
-            .bind(client_id)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?;
-        // Its grant-less (client_credentials) access tokens end with it too.
-        sqlx::query(
-            "UPDATE access_tokens SET revoked_at = ?1 WHERE client_id = ?2 AND revoked_at IS NULL",
-        )
-        .bind(now)
-        .bind(client_id)
-        .execute(&mut *tx)
+        let args = [client_id.to_owned()];
+        self.write(move |c| {
+            let [client_id] = &args;
+            let deleted = execute(c, "DELETE FROM clients WHERE client_id = ?1", [client_id])?;
+            if deleted == 0 {
+                return Ok(None);
+            }
+            let revoked = revoke_grants_where(c, "client_id = ?2", &args, now)?;
+            // Its remembered consents go with it: a client later registered under the same id
+            // must ask the user again.
+            execute(c, "DELETE FROM consents WHERE client_id = ?1", [client_id])?;
+            // Its outstanding codes die with it: a client later registered under the same id
+            // must not redeem them. (Used codes stay for reuse detection until purge.)
+            execute(
+                c,
+                "DELETE FROM authorization_codes WHERE client_id = ?1 AND used_at IS NULL",
+                [client_id],
+            )?;
+            // Its grant-less (client_credentials) access tokens end with it too.
+            execute(
+                c,
+                "UPDATE access_tokens SET revoked_at = ?1 \
+                 WHERE client_id = ?2 AND revoked_at IS NULL",
+                params![now, client_id],
+            )?;
+            Ok(Some(count(revoked)))
+        })
         .await
-        .map_err(db_err)?;
-        tx.commit().await.map_err(db_err)?;
-        Ok(Some(revoked))
     }
 
     async fn create_user(&self, user: &User) -> Result<(), StoreError> {
-        sqlx::query("INSERT INTO users (username, password_hash, created_at) VALUES (?1, ?2, ?3)")
-            .bind(user.username.as_str())
-            .bind(user.password_hash.as_str())
-            .bind(user.created_at)
-            .execute(&self.write)
-            .await
-            .map_err(db_err)?;
-        Ok(())
+        let username = user.username.clone();
+        let password_hash = user.password_hash.clone();
+        let created_at = user.created_at;
+        self.write(move |c| {
+            execute(
+                c,
+                "INSERT INTO users (username, password_hash, created_at) VALUES (?1, ?2, ?3)",
+                params![username, password_hash, created_at],
+            )
+            .map(|_| ())
+        })
+        .await
     }
 
     async fn find_user(&self, username: &str) -> Result<Option<User>, StoreError> {
-        Ok(
-            sqlx::query_as::<_, UserRow>("SELECT * FROM users WHERE username = ?1")
-                .bind(username)
-                .fetch_optional(&self.read)
-                .await
-                .map_err(db_err)?
-                .map(User::from),
-        )
+        self.read(|c| {
+            c.prepare_cached(USER_SELECT)
+                .and_then(|mut s| s.query_row([username], UserRow::from_row).optional())
+                .map_err(db_err)
+        })
+        .map(|row| row.map(User::from))
     }
 
     async fn list_grants(&self, filter: &GrantFilter) -> Result<Vec<Grant>, StoreError> {
         let (cond, args) = grant_filter_sql(filter, 1);
-        let sql = format!("SELECT * FROM grants WHERE {cond} ORDER BY created_at, grant_id");
-        let mut q = sqlx::query_as::<_, GrantRow>(&sql);
-        for a in args {
-            q = q.bind(a);
-        }
-        q.fetch_all(&self.read)
-            .await
-            .map_err(db_err)?
-            .into_iter()
-            .map(Grant::try_from)
-            .collect()
+        let sql = format!(
+            "SELECT {GRANT_COLUMNS} FROM grants WHERE {cond} ORDER BY created_at, grant_id"
+        );
+        self.read(|c| {
+            query_all(
+                c,
+                &sql,
+                rusqlite::params_from_iter(args.iter()),
+                GrantRow::from_row,
+            )
+        })
     }
 
     async fn revoke_grants(&self, filter: &GrantFilter, now: Timestamp) -> Result<u64, StoreError> {
         let (cond, args) = grant_filter_sql(filter, 2);
-        let mut tx = self.begin_write().await?;
-        let revoked = revoke_grants_where(&mut tx, &cond, &args, now).await?;
-        tx.commit().await.map_err(db_err)?;
-        Ok(revoked)
+        self.write(move |c| revoke_grants_where(c, &cond, &args, now).map(count))
+            .await
     }
 
     async fn purge(
@@ -542,7 +660,7 @@ impl AdminStore for SqliteStore {
     ) -> Result<PurgeCounts, StoreError> {
         let cutoff = now.saturating_sub(policy.revoked_retention);
         if dry_run {
-            return purge_counts(&self.read, now, cutoff).await;
+            return self.read(|c| purge_counts(c, now, cutoff));
         }
         // A batch of 0 would never finish; treat it as 1.
         let batch = policy.batch_size.max(1);
@@ -561,13 +679,14 @@ impl AdminStore for SqliteStore {
             ),
             ("sessions", DEAD_SESSION, &mut counts.sessions),
         ] {
-            let sql = format!(
+            let sql: Arc<str> = format!(
                 "DELETE FROM {table} WHERE digest IN \
                  (SELECT digest FROM {table} WHERE {dead} LIMIT ?3)"
-            );
-            *count = delete_in_batches(&self.write, &sql, now, cutoff, batch).await?;
+            )
+            .into();
+            *count = self.delete_in_batches(&sql, now, cutoff, batch).await?;
         }
-        counts.grants = delete_tokenless_grants(&self.write, batch).await?;
+        counts.grants = self.delete_tokenless_grants(batch).await?;
         Ok(counts)
     }
 }
@@ -584,85 +703,84 @@ const DEAD_CODE: &str = "(expires_at <= ?2)";
 /// A browser session past its expiry (`?1` = now).
 const DEAD_SESSION: &str = "(expires_at <= ?1)";
 
-/// Deletes the grants left without any token row, walking `grants` in key order one window of
-/// `batch` grants per statement. A grant has no index saying "tokenless", so a `LIMIT` on the
-/// matches could scan every live grant, under the write lock, to fill one batch; a window bounds
-/// each statement's work to `batch` grants and the whole walk to one pass.
-async fn delete_tokenless_grants(write: &sqlx::SqlitePool, batch: u32) -> Result<u64, StoreError> {
-    // The first window starts at the smallest key inclusively (`>= ''`), the next ones after the
-    // previous window's last key.
-    let statements = |op: &str| {
-        (
-            format!(
-                "SELECT max(grant_id) FROM \
-                 (SELECT grant_id FROM grants WHERE grant_id {op} ?1 ORDER BY grant_id LIMIT ?2)"
-            ),
-            format!(
-                "DELETE FROM grants WHERE grant_id {op} ?1 AND grant_id <= ?2 \
-                   AND NOT EXISTS (SELECT 1 FROM access_tokens a WHERE a.grant_id = grants.grant_id) \
-                   AND NOT EXISTS (SELECT 1 FROM refresh_tokens r WHERE r.grant_id = grants.grant_id)"
-            ),
-        )
-    };
-    let first = statements(">=");
-    let next = statements(">");
-    let mut cursor = String::new();
-    let mut total = 0u64;
-    for (window_end, delete) in std::iter::once(&first).chain(std::iter::repeat(&next)) {
-        // Where this window ends; the delete then covers exactly (cursor, end].
-        let end: Option<String> = sqlx::query_scalar(window_end)
-            .bind(cursor.as_str())
-            .bind(i64::from(batch))
-            .fetch_one(write)
-            .await
-            .map_err(db_err)?;
-        let Some(end) = end else {
-            break;
-        };
-        let deleted = sqlx::query(delete)
-            .bind(cursor.as_str())
-            .bind(end.as_str())
-            .execute(write)
-            .await
-            .map_err(db_err)?
-            .rows_affected();
-        total = total.saturating_add(deleted);
-        cursor = end;
+impl SqliteStore {
+    /// Runs a `DELETE … LIMIT ?3` until it deletes fewer than a full batch. Each batch is its own
+    /// write operation, so the write lock is held for one batch at a time and request-path writes
+    /// queued meanwhile go in between.
+    async fn delete_in_batches(
+        &self,
+        sql: &Arc<str>,
+        now: Timestamp,
+        cutoff: Timestamp,
+        batch: u32,
+    ) -> Result<u64, StoreError> {
+        let mut total = 0u64;
+        loop {
+            let sql = Arc::clone(sql);
+            let deleted = self
+                .write(move |c| execute(c, &sql, params![now, cutoff, batch]))
+                .await?;
+            total = total.saturating_add(count(deleted));
+            if count(deleted) < u64::from(batch) {
+                return Ok(total);
+            }
+        }
     }
-    Ok(total)
-}
 
-/// Runs a `DELETE … LIMIT ?3` until it deletes fewer than a full batch. Each batch is its own
-/// autocommit transaction, so the write lock is released between batches and request-path writes
-/// interleave with a long purge instead of waiting for all of it.
-async fn delete_in_batches(
-    write: &sqlx::SqlitePool,
-    sql: &str,
-    now: Timestamp,
-    cutoff: Timestamp,
-    batch: u32,
-) -> Result<u64, StoreError> {
-    let mut total = 0u64;
-    loop {
-        let deleted = sqlx::query(sql)
-            .bind(now)
-            .bind(cutoff)
-            .bind(i64::from(batch))
-            .execute(write)
-            .await
-            .map_err(db_err)?
-            .rows_affected();
-        total = total.saturating_add(deleted);
-        if deleted < u64::from(batch) {
-            return Ok(total);
+    /// Deletes the grants left without any token row, walking `grants` in key order one window
+    /// of `batch` grants per operation. A grant has no index saying "tokenless", so a `LIMIT` on
+    /// the matches could scan every live grant, under the write lock, to fill one batch; a window
+    /// bounds each operation's work to `batch` grants and the whole walk to one pass.
+    async fn delete_tokenless_grants(&self, batch: u32) -> Result<u64, StoreError> {
+        let mut cursor: Option<String> = None;
+        let mut total = 0u64;
+        loop {
+            let after = cursor.clone();
+            // Where this window ends, and the delete of exactly (cursor, end], in one operation.
+            // The first window starts at the smallest key inclusively (`>= ''`).
+            let step = self
+                .write(move |c| {
+                    let (op, from) = match &after {
+                        Some(key) => (">", key.as_str()),
+                        None => (">=", ""),
+                    };
+                    let end: Option<String> = c
+                        .prepare_cached(&format!(
+                            "SELECT max(grant_id) FROM (SELECT grant_id FROM grants \
+                             WHERE grant_id {op} ?1 ORDER BY grant_id LIMIT ?2)"
+                        ))
+                        .and_then(|mut s| s.query_row(params![from, batch], |r| r.get(0)))
+                        .map_err(db_err)?;
+                    let Some(end) = end else {
+                        return Ok(None);
+                    };
+                    let deleted = execute(
+                        c,
+                        &format!(
+                            "DELETE FROM grants WHERE grant_id {op} ?1 AND grant_id <= ?2 \
+                             AND NOT EXISTS (SELECT 1 FROM access_tokens a \
+                                             WHERE a.grant_id = grants.grant_id) \
+                             AND NOT EXISTS (SELECT 1 FROM refresh_tokens r \
+                                             WHERE r.grant_id = grants.grant_id)"
+                        ),
+                        params![from, end],
+                    )?;
+                    Ok(Some((end, deleted)))
+                })
+                .await?;
+            let Some((end, deleted)) = step else {
+                return Ok(total);
+            };
+            total = total.saturating_add(count(deleted));
+            cursor = Some(end);
         }
     }
 }
 
 /// What a purge would delete, counted in one statement (one read transaction) so the counts agree
 /// with each other. A grant counts when none of its tokens would survive.
-async fn purge_counts(
-    read: &sqlx::SqlitePool,
+fn purge_counts(
+    c: &Connection,
     now: Timestamp,
     cutoff: Timestamp,
 ) -> Result<PurgeCounts, StoreError> {
@@ -682,58 +800,57 @@ async fn purge_counts(
         live("a"),
         live("r"),
     );
-    let (access, refresh, grants, codes, sessions): (i64, i64, i64, i64, i64) =
-        sqlx::query_as(&sql)
-            .bind(now)
-            .bind(cutoff)
-            .fetch_one(read)
-            .await
-            .map_err(db_err)?;
-    let count = |n: i64| u64::try_from(n).unwrap_or(0);
+    let counts = c
+        .prepare_cached(&sql)
+        .and_then(|mut s| {
+            s.query_row(params![now, cutoff], |r| {
+                Ok([r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?])
+            })
+        })
+        .map_err(db_err)?;
+    let [access, refresh, grants, codes, sessions] =
+        counts.map(|n: i64| u64::try_from(n).unwrap_or(0));
     Ok(PurgeCounts {
-        access_tokens: count(access),
-        refresh_tokens: count(refresh),
-        grants: count(grants),
-        authorization_codes: count(codes),
-        sessions: count(sessions),
+        access_tokens: access,
+        refresh_tokens: refresh,
+        grants,
+        authorization_codes: codes,
+        sessions,
     })
 }
 
 impl AccountStore for SqliteStore {
     async fn create_session(&self, session: &Session) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO sessions (digest, username, created_at, expires_at) \
-             VALUES (?1, ?2, ?3, ?4)",
-        )
-        .bind(session.digest.as_bytes().as_slice())
-        .bind(session.username.as_str())
-        .bind(session.created_at)
-        .bind(session.expires_at)
-        .execute(&self.write)
+        let digest = session.digest;
+        let username = session.username.clone();
+        let (created_at, expires_at) = (session.created_at, session.expires_at);
+        self.write(move |c| {
+            execute(
+                c,
+                "INSERT INTO sessions (digest, username, created_at, expires_at) \
+                 VALUES (?1, ?2, ?3, ?4)",
+                params![digest.as_bytes(), username, created_at, expires_at],
+            )
+            .map(|_| ())
+        })
         .await
-        .map_err(db_err)?;
-        Ok(())
     }
 
     async fn find_session(&self, digest: &TokenDigest) -> Result<Option<Session>, StoreError> {
-        sqlx::query_as::<_, SessionRow>(
-            "SELECT digest, username, created_at, expires_at FROM sessions WHERE digest = ?1",
-        )
-        .bind(digest.as_bytes().as_slice())
-        .fetch_optional(&self.read)
-        .await
-        .map_err(db_err)?
-        .map(Session::try_from)
-        .transpose()
+        self.read(|c| query_one(c, SESSION_SELECT, [digest.as_bytes()], SessionRow::from_row))
     }
 
     async fn delete_session(&self, digest: &TokenDigest) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM sessions WHERE digest = ?1")
-            .bind(digest.as_bytes().as_slice())
-            .execute(&self.write)
-            .await
-            .map_err(db_err)?;
-        Ok(())
+        let digest = *digest;
+        self.write(move |c| {
+            execute(
+                c,
+                "DELETE FROM sessions WHERE digest = ?1",
+                [digest.as_bytes()],
+            )
+            .map(|_| ())
+        })
+        .await
     }
 
     async fn find_consent(
@@ -741,45 +858,48 @@ impl AccountStore for SqliteStore {
         username: &str,
         client_id: &str,
     ) -> Result<Option<Consent>, StoreError> {
-        sqlx::query_as::<_, ConsentRow>(
-            "SELECT username, client_id, scope, granted_at FROM consents \
-             WHERE username = ?1 AND client_id = ?2",
-        )
-        .bind(username)
-        .bind(client_id)
-        .fetch_optional(&self.read)
-        .await
-        .map_err(db_err)?
-        .map(Consent::try_from)
-        .transpose()
+        self.read(|c| {
+            query_one(
+                c,
+                CONSENT_SELECT,
+                [username, client_id],
+                ConsentRow::from_row,
+            )
+        })
     }
 
     async fn save_consent(&self, consent: &Consent) -> Result<(), StoreError> {
+        let username = consent.username.clone();
+        let client_id = consent.client_id.clone();
+        let scope = consent.scope.to_string();
+        let granted_at = consent.granted_at;
         // One upsert statement: a second consent for the same user and client replaces the first
         // (scope and time), as the memory store's map insert does.
-        sqlx::query(
-            "INSERT INTO consents (username, client_id, scope, granted_at) \
-             VALUES (?1, ?2, ?3, ?4) \
-             ON CONFLICT (username, client_id) \
-             DO UPDATE SET scope = excluded.scope, granted_at = excluded.granted_at",
-        )
-        .bind(consent.username.as_str())
-        .bind(consent.client_id.as_str())
-        .bind(consent.scope.to_string())
-        .bind(consent.granted_at)
-        .execute(&self.write)
+        self.write(move |c| {
+            execute(
+                c,
+                "INSERT INTO consents (username, client_id, scope, granted_at) \
+                 VALUES (?1, ?2, ?3, ?4) \
+                 ON CONFLICT (username, client_id) \
+                 DO UPDATE SET scope = excluded.scope, granted_at = excluded.granted_at",
+                params![username, client_id, scope, granted_at],
+            )
+            .map(|_| ())
+        })
         .await
-        .map_err(db_err)?;
-        Ok(())
     }
 
     async fn delete_consent(&self, username: &str, client_id: &str) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM consents WHERE username = ?1 AND client_id = ?2")
-            .bind(username)
-            .bind(client_id)
-            .execute(&self.write)
-            .await
-            .map_err(db_err)?;
-        Ok(())
+        let username = username.to_owned();
+        let client_id = client_id.to_owned();
+        self.write(move |c| {
+            execute(
+                c,
+                "DELETE FROM consents WHERE username = ?1 AND client_id = ?2",
+                [username, client_id],
+            )
+            .map(|_| ())
+        })
+        .await
     }
 }

@@ -1,0 +1,296 @@
+//! The writer thread and its group commit (see the crate docs for the why).
+//!
+//! One OS thread owns the write connection. A caller hands it an operation — a closure over the
+//! connection — with a `tokio::sync::oneshot` for the answer, and awaits. The thread blocks for
+//! the first operation, takes whatever else is already queued (at most [`MAX_BATCH`]), and runs
+//! them all in one `BEGIN IMMEDIATE` transaction, each inside its own `SAVEPOINT`: an operation
+//! that fails is rolled back to its savepoint and its error goes to its caller alone, while the
+//! others go on. Then one `COMMIT` — one WAL fsync for the whole batch — and only after it has
+//! returned does any caller hear back. An `Ok` therefore still means "on disk".
+//!
+//! Operations run one after the other in arrival order, on the only connection that writes, so a
+//! compare-and-set inside one (refresh rotation, code redemption) sees every earlier operation of
+//! its batch and nothing can slip in between its read and its write.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use rusqlite::Connection;
+use tokenwarden_core::store::StoreError;
+use tokio::sync::oneshot;
+
+use crate::checkpoint::Checkpointer;
+
+/// The most operations one transaction carries. Bounds the time the write lock is held and the
+/// latency of the last operation in a batch; under load a batch is usually as large as the
+/// number of requests in flight, far below this.
+pub(crate) const MAX_BATCH: usize = 256;
+
+/// What the writer thread is asked to do.
+pub(crate) enum Msg {
+    /// A write, run in the next group-commit batch.
+    Write(Box<dyn Job>),
+    /// Something to run on the write connection outside any transaction (reading its pragmas).
+    Call(Box<dyn FnOnce(&Connection) + Send>),
+    /// Checkpoint the WAL (when `true`), close the connection and stop; then answer.
+    Close {
+        checkpoint: bool,
+        done: oneshot::Sender<()>,
+    },
+}
+
+/// A type-erased write operation: its closure, its result once run, and its caller's reply.
+pub(crate) trait Job: Send {
+    /// Runs the operation on the connection (inside the batch's transaction and its own
+    /// savepoint) and keeps the result; `false` when it failed and must be rolled back.
+    fn run(&mut self, conn: &Connection) -> bool;
+    /// Answers the caller once the batch is over: with the kept result if the batch committed,
+    /// or with `Unavailable(why)` if it did not.
+    fn finish(self: Box<Self>, batch: Result<(), &str>);
+}
+
+struct Op<F, T> {
+    op: Option<F>,
+    result: Option<Result<T, StoreError>>,
+    reply: oneshot::Sender<Result<T, StoreError>>,
+}
+
+impl<F, T> Job for Op<F, T>
+where
+    F: FnOnce(&Connection) -> Result<T, StoreError> + Send,
+    T: Send,
+{
+    fn run(&mut self, conn: &Connection) -> bool {
+        let result = match self.op.take() {
+            Some(op) => op(conn),
+            None => Err(StoreError::Unavailable("write operation run twice".into())),
+        };
+        let ok = result.is_ok();
+        self.result = Some(result);
+        ok
+    }
+
+    fn finish(self: Box<Self>, batch: Result<(), &str>) {
+        let answer = match batch {
+            Ok(()) => self
+                .result
+                .unwrap_or_else(|| Err(StoreError::Unavailable("write operation not run".into()))),
+            Err(why) => Err(StoreError::Unavailable(why.to_owned())),
+        };
+        // The caller may have stopped waiting (its request was cancelled): nothing to do then.
+        let _ = self.reply.send(answer);
+    }
+}
+
+/// Commits and operations counted by the writer, for [`crate::WriteStats`].
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub(crate) transactions: AtomicU64,
+    pub(crate) operations: AtomicU64,
+}
+
+/// The callers' end of the writer thread. Dropping the last one stops the thread.
+#[derive(Debug)]
+pub(crate) struct Writer {
+    queue: Sender<Msg>,
+}
+
+fn stopped() -> StoreError {
+    StoreError::Unavailable("the SQLite store is closed".into())
+}
+
+impl Writer {
+    /// Starts the writer thread on `conn`, which must be configured and migrated already, with
+    /// the checkpointer it nudges after each commit (none for an in-memory database).
+    pub(crate) fn spawn(
+        conn: Arc<Mutex<Connection>>,
+        checkpointer: Option<Checkpointer>,
+        counters: Arc<Counters>,
+    ) -> Result<Writer, StoreError> {
+        let (queue, inbox) = mpsc::channel();
+        std::thread::Builder::new()
+            .name("tokenwarden-sqlite-writer".into())
+            .spawn(move || run(&conn, checkpointer, &inbox, &counters))
+            .map_err(|e| StoreError::Unavailable(format!("cannot start the writer thread: {e}")))?;
+        Ok(Writer { queue })
+    }
+
+    /// Runs `op` in the next batch; resolves once that batch has committed (durably) or failed.
+    /// Returns `Unavailable` without running `op` once the writer has stopped.
+    pub(crate) async fn write<T, F>(&self, op: F) -> Result<T, StoreError>
+    where
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+        T: Send + 'static,
+    {
+        let (reply, answer) = oneshot::channel();
+        self.queue
+            .send(Msg::Write(Box::new(Op {
+                op: Some(op),
+                result: None,
+                reply,
+            })))
+            .map_err(|_| stopped())?;
+        // A dropped reply means the thread stopped with the operation queued (the store was
+        // closed meanwhile): it did not run.
+        answer.await.unwrap_or_else(|_| Err(stopped()))
+    }
+
+    /// Runs `f` on the write connection between batches, outside any transaction.
+    pub(crate) async fn call<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+        T: Send + 'static,
+    {
+        let (reply, answer) = oneshot::channel();
+        self.queue
+            .send(Msg::Call(Box::new(move |conn| {
+                let _ = reply.send(f(conn));
+            })))
+            .map_err(|_| stopped())?;
+        answer.await.unwrap_or_else(|_| Err(stopped()))
+    }
+
+    /// Lets every queued operation finish, checkpoints the WAL when `checkpoint`, closes the
+    /// write connection and stops the thread. Returns once done (at once if already stopped).
+    pub(crate) async fn close(&self, checkpoint: bool) {
+        let (done, finished) = oneshot::channel();
+        if self.queue.send(Msg::Close { checkpoint, done }).is_ok() {
+            let _ = finished.await;
+        }
+    }
+}
+
+fn lock(conn: &Mutex<Connection>) -> Result<MutexGuard<'_, Connection>, String> {
+    conn.lock()
+        .map_err(|_| "the SQLite write connection is poisoned".to_owned())
+}
+
+/// The writer thread: batches until every `Writer` is dropped or `Close` arrives.
+fn run(
+    conn: &Mutex<Connection>,
+    mut checkpointer: Option<Checkpointer>,
+    inbox: &Receiver<Msg>,
+    counters: &Counters,
+) {
+    let mut batch: Vec<Box<dyn Job>> = Vec::with_capacity(MAX_BATCH);
+    // A non-write message that ended the draining of a batch, handled right after it.
+    let mut next: Option<Msg> = None;
+    loop {
+        let msg = match next.take() {
+            Some(msg) => msg,
+            None => match inbox.recv() {
+                Ok(msg) => msg,
+                Err(_) => return, // every `Writer` is gone
+            },
+        };
+        match msg {
+            Msg::Write(job) => {
+                batch.push(job);
+                while batch.len() < MAX_BATCH {
+                    match inbox.try_recv() {
+                        Ok(Msg::Write(job)) => batch.push(job),
+                        Ok(other) => {
+                            next = Some(other);
+                            break;
+                        }
+                        Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
+                    }
+                }
+                let outcome = match lock(conn) {
+                    Ok(conn) => commit_batch(&conn, &mut batch),
+                    Err(why) => Err(why),
+                };
+                if outcome.is_ok() {
+                    if let Some(c) = &checkpointer {
+                        c.nudge();
+                    }
+                    counters.transactions.fetch_add(1, Ordering::Relaxed);
+                    counters
+                        .operations
+                        .fetch_add(batch.len() as u64, Ordering::Relaxed);
+                } else if let Err(why) = &outcome {
+                    tracing::error!(error = %why, operations = batch.len(), "SQLite write batch failed");
+                }
+                let outcome = outcome.as_ref().map_err(String::as_str).copied();
+                for job in batch.drain(..) {
+                    job.finish(outcome);
+                }
+            }
+            Msg::Call(f) => match lock(conn) {
+                Ok(conn) => f(&conn),
+                // Dropping `f` drops its reply: the caller gets `Unavailable`.
+                Err(why) => tracing::error!(error = %why, "SQLite writer call failed"),
+            },
+            Msg::Close { checkpoint, done } => {
+                // The background checkpointer goes first: its connection would hold up the
+                // final checkpoint.
+                if let Some(c) = checkpointer.take() {
+                    c.stop();
+                }
+                if checkpoint {
+                    if let Ok(conn) = lock(conn) {
+                        wal_checkpoint(&conn);
+                    }
+                }
+                let _ = done.send(());
+                return;
+            }
+        }
+    }
+}
+
+/// Copies the WAL into the database file and truncates it, so a cleanly closed database is one
+/// self-contained file. Failure loses nothing (the next open replays the WAL), so it is logged.
+fn wal_checkpoint(conn: &Connection) {
+    let result = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |r| {
+        r.get::<_, i64>(0)
+    });
+    match result {
+        Ok(0) => {}
+        Ok(_) => tracing::warn!("WAL checkpoint on close incomplete: a reader was still active"),
+        Err(e) => tracing::warn!(error = %e, "WAL checkpoint on close failed"),
+    }
+}
+
+/// Runs one statement that returns no rows through the statement cache.
+fn exec(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached(sql)?.execute([]).map(|_| ())
+}
+
+/// One group commit: `BEGIN IMMEDIATE`, every job in its savepoint, `COMMIT`. `Err` when the
+/// transaction did not commit, in which case nothing of it is in the database.
+fn commit_batch(conn: &Connection, batch: &mut [Box<dyn Job>]) -> Result<(), String> {
+    // Waits up to `busy_timeout` for another process's writer (the admin CLI), then gives up.
+    exec(conn, "BEGIN IMMEDIATE").map_err(|e| format!("cannot begin a write: {e}"))?;
+    let result = run_jobs(conn, batch).and_then(|()| {
+        exec(conn, "COMMIT").map_err(|e| format!("commit failed, the batch is rolled back: {e}"))
+    });
+    if result.is_err() && !conn.is_autocommit() {
+        // Still inside the transaction (a failed COMMIT can leave it open): end it.
+        if let Err(e) = exec(conn, "ROLLBACK") {
+            tracing::error!(error = %e, "SQLite rollback after a failed batch failed");
+        }
+    }
+    result
+}
+
+/// Runs each job inside `SAVEPOINT op`, releasing it on success and rolling back to it on
+/// failure, so one operation's partial writes never reach the commit. `Err` when the transaction
+/// itself is lost (SQLite rolls back the whole transaction on some I/O and memory errors): the
+/// remaining jobs then do not run at all, since they would run outside any transaction.
+fn run_jobs(conn: &Connection, batch: &mut [Box<dyn Job>]) -> Result<(), String> {
+    for job in batch.iter_mut() {
+        exec(conn, "SAVEPOINT op").map_err(|e| format!("cannot open a savepoint: {e}"))?;
+        if job.run(conn) {
+            exec(conn, "RELEASE op")
+        } else {
+            exec(conn, "ROLLBACK TO op").and_then(|()| exec(conn, "RELEASE op"))
+        }
+        .map_err(|e| format!("cannot end a savepoint: {e}"))?;
+        if conn.is_autocommit() {
+            return Err("SQLite rolled back the write transaction".into());
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,189 @@
+//! Group commit: concurrent writes share one transaction (one fsync), every one of them is
+//! durable once answered, and an operation that fails inside a shared transaction is rolled back
+//! alone.
+//!
+//! To make the batching deterministic, each test holds the database's write lock from a second
+//! connection while it queues its writes: the writer thread blocks in `BEGIN IMMEDIATE` (inside
+//! `busy_timeout`) with at most the first few operations in hand, so everything queued after them
+//! has to go into the next transaction together.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::Poll;
+
+use tokenwarden_core::store::{AdminStore as _, GrantFilter, Store as _, StoreError};
+
+use crate::support::*;
+
+type Write<'a> = Pin<Box<dyn Future<Output = Result<(), StoreError>> + 'a>>;
+
+/// Takes the write lock of the database at `db` on a connection of its own.
+fn hold_write_lock(db: &TempDb) -> rusqlite::Connection {
+    let conn = rusqlite::Connection::open(&db.path).unwrap();
+    conn.execute_batch("BEGIN IMMEDIATE").unwrap();
+    conn
+}
+
+/// Polls every write once: each hands its operation to the writer thread, which cannot answer
+/// while the lock is held, so every one is pending and queued in order when this returns.
+async fn queue_all(writes: &mut [Write<'_>]) {
+    std::future::poll_fn(|cx| {
+        for w in writes.iter_mut() {
+            assert!(w.as_mut().poll(cx).is_pending(), "answered under the lock");
+        }
+        Poll::Ready(())
+    })
+    .await;
+}
+
+async fn finish_all(writes: Vec<Write<'_>>) -> Vec<Result<(), StoreError>> {
+    let mut results = Vec::new();
+    for w in writes {
+        results.push(w.await);
+    }
+    results
+}
+
+#[tokio::test]
+async fn concurrent_writes_are_committed_in_fewer_transactions_and_all_survive() {
+    const N: usize = 64;
+    let db = TempDb::new("group-commit");
+    let tokens: Vec<_> = (0..N)
+        .map(|i| access(&format!("twa_gc{i}"), None, "c1", 1_000, 9_000))
+        .collect();
+    {
+        let store = db.open().await;
+        let before = store.write_stats();
+        let lock = hold_write_lock(&db);
+        let mut writes: Vec<Write<'_>> = tokens
+            .iter()
+            .map(|t| Box::pin(store.insert_access_token(t)) as Write<'_>)
+            .collect();
+        queue_all(&mut writes).await;
+        lock.execute_batch("COMMIT").unwrap();
+        for (i, r) in finish_all(writes).await.into_iter().enumerate() {
+            r.unwrap_or_else(|e| panic!("write {i}: {e:?}"));
+        }
+
+        let after = store.write_stats();
+        assert_eq!(after.operations - before.operations, N as u64);
+        let transactions = after.transactions - before.transactions;
+        // At most the operations the writer held when it blocked, then everyone else at once.
+        assert!(
+            transactions <= 2,
+            "{N} writes took {transactions} transactions"
+        );
+        // Dropped without close(): each answered write must already be on disk.
+    }
+    let store = db.open().await;
+    for t in &tokens {
+        let found = store.find_access_token(&t.digest).await.unwrap().unwrap();
+        assert_eq!(&found.record, t);
+    }
+    store.close().await;
+}
+
+#[tokio::test]
+async fn a_failing_write_is_rolled_back_alone_within_its_transaction() {
+    let db = TempDb::new("group-savepoint");
+    let store = db.open().await;
+    let taken = access("twa_taken", None, "c1", 1_000, 9_000);
+    store.insert_access_token(&taken).await.unwrap();
+
+    // The grant's access token collides, after the grant row is already inserted: its savepoint
+    // must take the grant back, and only the grant.
+    let g = grant("g1", "c1", "alice", 1_000);
+    let colliding = access("twa_taken", Some(&g), "c1", 1_000, 9_000);
+    let g_refresh = refresh("twr_g1", &g, 1_000, 9_000);
+    let ok: Vec<_> = (0..4)
+        .map(|i| access(&format!("twa_ok{i}"), None, "c1", 1_000, 9_000))
+        .collect();
+
+    let before = store.write_stats();
+    let lock = hold_write_lock(&db);
+    let mut writes: Vec<Write<'_>> = vec![
+        Box::pin(store.insert_access_token(&ok[0])),
+        Box::pin(store.insert_access_token(&ok[1])),
+        Box::pin(store.create_grant(&g, &colliding, Some(&g_refresh))),
+        Box::pin(store.insert_access_token(&ok[2])),
+        Box::pin(store.insert_access_token(&ok[3])),
+    ];
+    queue_all(&mut writes).await;
+    lock.execute_batch("COMMIT").unwrap();
+    let results = finish_all(writes).await;
+
+    // However the five were split (at most two transactions: what the writer held when it
+    // blocked, then the rest), the failing one shared its transaction with a successful one.
+    let transactions = store.write_stats().transactions - before.transactions;
+    assert!(transactions <= 2, "{transactions} transactions");
+    assert!(
+        matches!(results[2], Err(StoreError::Conflict)),
+        "{:?}",
+        results[2]
+    );
+    for i in [0, 1, 3, 4] {
+        assert!(results[i].is_ok(), "write {i}: {:?}", results[i]);
+    }
+    for t in &ok {
+        assert!(store.find_access_token(&t.digest).await.unwrap().is_some());
+    }
+    assert!(store
+        .list_grants(&GrantFilter::default())
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(store
+        .find_refresh_token(&g_refresh.digest)
+        .await
+        .unwrap()
+        .is_none());
+    let still = store
+        .find_access_token(&taken.digest)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(still.record, taken, "the first token is untouched");
+    store.close().await;
+}
+
+#[tokio::test]
+async fn writes_queued_before_close_are_committed_and_later_ones_refused() {
+    let db = TempDb::new("group-close");
+    let store = db.open().await;
+    let tokens: Vec<_> = (0..8)
+        .map(|i| access(&format!("twa_cl{i}"), None, "c1", 1_000, 9_000))
+        .collect();
+    let lock = hold_write_lock(&db);
+    let mut writes: Vec<Write<'_>> = tokens
+        .iter()
+        .map(|t| Box::pin(store.insert_access_token(t)) as Write<'_>)
+        .collect();
+    queue_all(&mut writes).await;
+    // The close request queues behind the writes: it cannot finish while they are blocked.
+    let mut closing = Box::pin(store.close());
+    std::future::poll_fn(|cx| {
+        assert!(
+            closing.as_mut().poll(cx).is_pending(),
+            "closed under the lock"
+        );
+        Poll::Ready(())
+    })
+    .await;
+    lock.execute_batch("COMMIT").unwrap();
+    closing.await;
+    for r in finish_all(writes).await {
+        r.unwrap();
+    }
+    assert!(matches!(
+        store
+            .insert_access_token(&access("twa_late", None, "c1", 1_000, 9_000))
+            .await,
+        Err(StoreError::Unavailable(_))
+    ));
+
+    let store = db.open().await;
+    for t in &tokens {
+        assert!(store.find_access_token(&t.digest).await.unwrap().is_some());
+    }
+    store.close().await;
+}
