@@ -1,6 +1,7 @@
 //! Several `tokenwarden serve` nodes on one PostgreSQL database (issue: no lost or resurrected
 //! token). Needs PostgreSQL: `scripts/test` starts one and sets `TOKENWARDEN_TEST_POSTGRES_URL`;
 //! each test creates its own database in it.
+#![allow(clippy::disallowed_methods)] // wall-clock timings are reported, never asserted
 
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
