@@ -43,6 +43,9 @@
     clippy::indexing_slicing
 )]
 
+pub mod differential;
+pub mod fixtures;
+
 use futures_util::future::join_all;
 use tokenwarden_core::clock::Timestamp;
 use tokenwarden_core::crypto::TokenDigest;
