@@ -40,6 +40,10 @@ impl Scope {
     pub fn is_subset(&self, other: &Scope) -> bool {
         self.0.is_subset(&other.0)
     }
+    /// Every scope-token of either scope.
+    pub fn union(&self, other: &Scope) -> Scope {
+        Scope(self.0.union(&other.0).cloned().collect())
+    }
     /// True when the scope has no tokens.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
@@ -349,5 +353,9 @@ mod tests {
         assert!(Scope::parse("bad\"quote").is_err());
         assert!(Scope::parse("back\\slash").is_err());
         assert!(Scope::parse("").unwrap().is_empty());
+        assert_eq!(
+            s.union(&Scope::parse("admin read").unwrap()).to_string(),
+            "admin read write"
+        );
     }
 }

@@ -186,46 +186,44 @@ impl<S: Store> AuthorizationServer<S> {
             )
         };
         for kind in order {
-            match kind {
+            // (owner, already revoked, the grant to end with it)
+            let found = match kind {
                 TokenTypeHint::AccessToken => {
-                    if let Some(token) = self.store.find_access_token(&digest).await? {
-                        if &token.record.client_id != caller {
-                            return Err(not_yours());
-                        }
-                        if !supported.contains(&kind) {
-                            return Err(unsupported(kind));
-                        }
-                        if token.revoked {
-                            return Ok(Outcome::NothingToRevoke);
-                        }
-                        self.store.revoke_access_token(&digest, now).await?;
-                        if let (true, Some(grant_id)) = (
-                            self.config.revocation.revoke_access_cascades,
-                            token.record.grant_id.as_deref(),
-                        ) {
-                            self.store.revoke_grant(grant_id, now).await?;
-                        }
-                        return Ok(Outcome::Revoked);
-                    }
+                    self.store.find_access_token(&digest).await?.map(|t| {
+                        let cascade = t
+                            .record
+                            .grant_id
+                            .filter(|_| self.config.revocation.revoke_access_cascades);
+                        (t.record.client_id, t.revoked, cascade)
+                    })
                 }
-                TokenTypeHint::RefreshToken => {
-                    if let Some(token) = self.store.find_refresh_token(&digest).await? {
-                        if &token.record.client_id != caller {
-                            return Err(not_yours());
-                        }
-                        if !supported.contains(&kind) {
-                            return Err(unsupported(kind));
-                        }
-                        if token.revoked {
-                            return Ok(Outcome::NothingToRevoke);
-                        }
-                        // Revoking a refresh token ends its grant: every access and refresh token
-                        // descended from the same authorization (RFC 7009 §2.1 "SHOULD").
-                        self.store.revoke_grant(&token.record.grant_id, now).await?;
-                        return Ok(Outcome::Revoked);
-                    }
-                }
+                // Revoking a refresh token ends its grant: every access and refresh token
+                // descended from the same authorization (RFC 7009 §2.1 "SHOULD").
+                TokenTypeHint::RefreshToken => self
+                    .store
+                    .find_refresh_token(&digest)
+                    .await?
+                    .map(|t| (t.record.client_id, t.revoked, Some(t.record.grant_id))),
+            };
+            let Some((owner, revoked, grant_id)) = found else {
+                continue;
+            };
+            if &owner != caller {
+                return Err(not_yours());
             }
+            if !supported.contains(&kind) {
+                return Err(unsupported(kind));
+            }
+            if revoked {
+                return Ok(Outcome::NothingToRevoke);
+            }
+            if kind == TokenTypeHint::AccessToken {
+                self.store.revoke_access_token(&digest, now).await?;
+            }
+            if let Some(grant_id) = grant_id {
+                self.store.revoke_grant(&grant_id, now).await?;
+            }
+            return Ok(Outcome::Revoked);
         }
         Ok(Outcome::NothingToRevoke)
     }

@@ -2,7 +2,7 @@
 //! ties them together (RFC 6749 §4.1.1). Server-rendered with compile-time-checked templates
 //! (askama); one small stylesheet served by the binary; no scripts, no external resources.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
@@ -20,7 +20,7 @@ use tokenwarden_core::model::{Consent, Scope, Session};
 use tokenwarden_core::random::{new_id, new_session_token};
 use tokenwarden_core::secret::Password;
 use tokenwarden_core::store::{AccountStore, GrantFilter};
-use tokenwarden_core::wire::{parse_form, Form};
+use tokenwarden_core::wire::{parse_form, Form, MAX_BODY_BYTES};
 
 use crate::admin::verify_password;
 use crate::backend::Health;
@@ -254,7 +254,7 @@ async fn form_of(request: Request) -> Option<(HeaderMap, Option<SocketAddr>, For
         .extensions
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0);
-    let bytes = axum::body::to_bytes(body, 64 * 1024).await.ok()?;
+    let bytes = axum::body::to_bytes(body, MAX_BODY_BYTES).await.ok()?;
     let form = parse_form(&bytes).ok()?;
     Some((parts.headers, addr, form))
 }
@@ -400,19 +400,20 @@ pub async fn consent<S: AccountStore + Health + 'static>(
     let username = &signed_in.session.username;
     match form.get("decision") {
         Some("approve") => {
-            // Remembered per (user, client): the union of what was approved so far.
-            let previous = server
+            // Remembered per (user, client): the union of what was approved so far. A failed read
+            // must not silently shrink the remembered consent, so it is a 503 like any other.
+            let previous = match server
                 .store()
                 .find_consent(username, &auth.client.client_id)
                 .await
-                .ok()
-                .flatten();
-            let mut scope: BTreeSet<String> = auth.scope.iter().map(str::to_owned).collect();
-            if let Some(p) = &previous {
-                scope.extend(p.scope.iter().map(str::to_owned));
-            }
-            let scope = Scope::parse(&scope.into_iter().collect::<Vec<_>>().join(" "))
-                .unwrap_or_else(|_| auth.scope.clone());
+            {
+                Ok(p) => p,
+                Err(_) => return unavailable(),
+            };
+            let scope = match &previous {
+                Some(p) => auth.scope.union(&p.scope),
+                None => auth.scope.clone(),
+            };
             let consent = Consent {
                 username: username.clone(),
                 client_id: auth.client.client_id.clone(),
@@ -628,15 +629,14 @@ pub async fn account<S: AccountStore + Health + 'static>(
         return unavailable();
     };
     // client_id → (scopes, first authorized, last used)
-    let mut by_client: std::collections::BTreeMap<String, (BTreeSet<String>, i64, i64)> =
-        Default::default();
+    let mut by_client: BTreeMap<String, (Scope, i64, i64)> = BTreeMap::new();
     for g in grants.iter().filter(|g| g.revoked_at.is_none()) {
         let last = g.last_refreshed_at.unwrap_or(g.created_at);
         let e =
             by_client
                 .entry(g.client_id.clone())
-                .or_insert((BTreeSet::new(), g.created_at, last));
-        e.0.extend(g.scope.iter().map(str::to_owned));
+                .or_insert((Scope::default(), g.created_at, last));
+        e.0 = e.0.union(&g.scope);
         e.1 = e.1.min(g.created_at);
         e.2 = e.2.max(last);
     }
@@ -650,7 +650,7 @@ pub async fn account<S: AccountStore + Health + 'static>(
             client_id_path: utf8_percent_encode(&client_id, NON_ALPHANUMERIC).to_string(),
             client_id,
             name: client.name,
-            scopes: scopes.into_iter().collect::<Vec<_>>().join(" "),
+            scopes: scopes.to_string(),
             first_authorized: format_utc(first),
             last_used: format_utc(last),
         });
