@@ -37,6 +37,7 @@ pub mod clock;
 pub mod config;
 pub mod crypto;
 pub mod error;
+pub mod feed;
 pub mod grant;
 pub mod introspection;
 pub mod metadata;

@@ -1,7 +1,7 @@
 //! An in-memory store, for tests and for embedders who keep state elsewhere. Every operation
 //! takes one mutex, so each is atomic; nothing survives the process.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Mutex, MutexGuard};
 
 use super::{
@@ -10,6 +10,7 @@ use super::{
 };
 use crate::clock::Timestamp;
 use crate::crypto::TokenDigest;
+use crate::feed::{FeedPage, NewRevocation, RevocationEvent, RevocationKind};
 use crate::model::{
     AccessTokenRecord, AccessTokenState, AuthorizationCodeRecord, AuthorizationCodeState, Client,
     Consent, Grant, RefreshTokenRecord, RefreshTokenState, Session, User,
@@ -39,6 +40,9 @@ struct Inner {
     codes: HashMap<TokenDigest, AuthorizationCodeState>,
     sessions: HashMap<TokenDigest, Session>,
     consents: HashMap<(String, String), Consent>,
+    events: VecDeque<RevocationEvent>,
+    feed_head: u64,
+    feed_floor: u64,
 }
 
 impl Inner {
@@ -55,7 +59,14 @@ impl Inner {
         }
     }
 
-    fn revoke_grant(&mut self, grant_id: &str, now: Timestamp) -> bool {
+    fn append_event(&mut self, event: NewRevocation, now: Timestamp) {
+        self.feed_head += 1;
+        self.events.push_back(event.numbered(self.feed_head, now));
+    }
+
+    /// Revokes a grant; `announce` appends its `Grant` event (client deletion announces the
+    /// client instead).
+    fn revoke_grant(&mut self, grant_id: &str, now: Timestamp, announce: bool) -> bool {
         let Some(grant) = self.grants.get_mut(grant_id) else {
             return false;
         };
@@ -63,6 +74,16 @@ impl Inner {
             return false;
         }
         grant.revoked_at = Some(now);
+        let event = NewRevocation {
+            kind: RevocationKind::Grant,
+            client_id: grant.client_id.clone(),
+            token: None,
+            grant_id: Some(grant_id.to_owned()),
+            subject: Some(grant.username.clone()),
+        };
+        if announce {
+            self.append_event(event, now);
+        }
         for e in self.access.values_mut() {
             if e.record.grant_id.as_deref() == Some(grant_id) && e.revoked_at.is_none() {
                 e.revoked_at = Some(now);
@@ -300,14 +321,45 @@ impl Store for MemoryStore {
         digest: &TokenDigest,
         now: Timestamp,
     ) -> Result<(), StoreError> {
-        if let Some(e) = self.lock()?.access.get_mut(digest) {
-            e.revoked_at.get_or_insert(now);
+        let mut inner = self.lock()?;
+        let Some(e) = inner.access.get(digest) else {
+            return Ok(());
+        };
+        if e.revoked_at.is_some() || inner.grant_revoked(e.record.grant_id.as_deref()) {
+            return Ok(());
         }
+        let event = NewRevocation {
+            kind: RevocationKind::Token,
+            client_id: e.record.client_id.clone(),
+            token: Some(*digest),
+            grant_id: e.record.grant_id.clone(),
+            subject: None,
+        };
+        if let Some(e) = inner.access.get_mut(digest) {
+            e.revoked_at = Some(now);
+        }
+        inner.append_event(event, now);
         Ok(())
     }
 
     async fn revoke_grant(&self, grant_id: &str, now: Timestamp) -> Result<bool, StoreError> {
-        Ok(self.lock()?.revoke_grant(grant_id, now))
+        Ok(self.lock()?.revoke_grant(grant_id, now, true))
+    }
+
+    async fn revocation_events(&self, after: u64, limit: u32) -> Result<FeedPage, StoreError> {
+        let inner = self.lock()?;
+        let events = inner
+            .events
+            .iter()
+            .filter(|e| e.seq > after)
+            .take(limit as usize)
+            .cloned()
+            .collect();
+        Ok(FeedPage {
+            events,
+            head: inner.feed_head,
+            floor: inner.feed_floor,
+        })
     }
 }
 
@@ -359,12 +411,23 @@ impl AdminStore for MemoryStore {
             username: None,
             client_id: Some(client_id.to_owned()),
         });
-        let revoked = ids.iter().filter(|id| inner.revoke_grant(id, now)).count() as u64;
+        let revoked = ids
+            .iter()
+            .filter(|id| inner.revoke_grant(id, now, false))
+            .count() as u64;
         for e in inner.access.values_mut() {
             if e.record.client_id == client_id && e.revoked_at.is_none() {
                 e.revoked_at = Some(now);
             }
         }
+        let event = NewRevocation {
+            kind: RevocationKind::Client,
+            client_id: client_id.to_owned(),
+            token: None,
+            grant_id: None,
+            subject: None,
+        };
+        inner.append_event(event, now);
         Ok(Some(revoked))
     }
 
@@ -395,7 +458,10 @@ impl AdminStore for MemoryStore {
     async fn revoke_grants(&self, filter: &GrantFilter, now: Timestamp) -> Result<u64, StoreError> {
         let mut inner = self.lock()?;
         let ids = inner.matching_grants(filter);
-        Ok(ids.iter().filter(|id| inner.revoke_grant(id, now)).count() as u64)
+        Ok(ids
+            .iter()
+            .filter(|id| inner.revoke_grant(id, now, true))
+            .count() as u64)
     }
 
     async fn purge(
@@ -440,7 +506,24 @@ impl AdminStore for MemoryStore {
             grants: 0,
             authorization_codes: dead_codes.len() as u64,
             sessions: dead_sessions.len() as u64,
+            revocation_events: 0,
         };
+        let event_cutoff = now.saturating_sub(policy.event_retention);
+        // Everything up to the newest old-enough event goes, so the floor is exact.
+        let through = inner
+            .events
+            .iter()
+            .filter(|e| e.at <= event_cutoff)
+            .map(|e| e.seq)
+            .max();
+        if let Some(through) = through {
+            counts.revocation_events =
+                inner.events.iter().filter(|e| e.seq <= through).count() as u64;
+            if !dry_run {
+                inner.events.retain(|e| e.seq > through);
+                inner.feed_floor = inner.feed_floor.max(through);
+            }
+        }
         if !dry_run {
             for d in &dead_codes {
                 inner.codes.remove(d);

@@ -13,6 +13,7 @@ use serde::Serialize;
 
 use crate::clock::Timestamp;
 use crate::crypto::TokenDigest;
+use crate::feed::FeedPage;
 use crate::model::{
     AccessTokenRecord, AccessTokenState, AuthorizationCodeRecord, AuthorizationCodeState, Client,
     Consent, Grant, RefreshTokenRecord, RefreshTokenState, Session, User,
@@ -88,6 +89,10 @@ pub struct PurgePolicy {
     /// Rows deleted per statement, so a purge never holds the write lock for long. `0` is
     /// treated as `1`.
     pub batch_size: u32,
+    /// Revocation-feed events older than this are deleted (seconds) and the feed's floor raised
+    /// to the last one deleted. The server uses its longest token lifetime: a subscriber whose
+    /// cursor is older holds nothing cached that could still be valid.
+    pub event_retention: i64,
 }
 
 impl Default for PurgePolicy {
@@ -95,6 +100,7 @@ impl Default for PurgePolicy {
         Self {
             revoked_retention: 24 * 3600,
             batch_size: 1000,
+            event_retention: 60 * 24 * 3600,
         }
     }
 }
@@ -113,6 +119,8 @@ pub struct PurgeCounts {
     pub authorization_codes: u64,
     /// Expired browser sessions deleted.
     pub sessions: u64,
+    /// Revocation-feed events deleted (older than the event retention).
+    pub revocation_events: u64,
 }
 
 /// The request-path storage operations.
@@ -186,7 +194,8 @@ pub trait Store: Send + Sync {
         now: Timestamp,
     ) -> impl Future<Output = Result<Redemption, StoreError>> + Send;
 
-    /// Revokes one access token. Idempotent.
+    /// Revokes one access token. Idempotent. When the token was not revoked before (neither it
+    /// nor its grant), appends a `Token` event to the revocation feed in the same transaction.
     fn revoke_access_token(
         &self,
         digest: &TokenDigest,
@@ -194,12 +203,26 @@ pub trait Store: Send + Sync {
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
     /// Revokes a grant and with it every access and refresh token in it. Returns `true` when
-    /// the grant was active before. Idempotent.
+    /// the grant was active before, and then appends a `Grant` event to the revocation feed in
+    /// the same transaction. Idempotent.
     fn revoke_grant(
         &self,
         grant_id: &str,
         now: Timestamp,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// The revocation feed: events with `seq > after`, oldest first, at most `limit`, read in one
+    /// snapshot together with the feed's `head` and `floor`.
+    ///
+    /// Every store assigns sequence numbers without gaps and in commit order (a counter row
+    /// updated in the revoking transaction, which also serializes event writers), so a reader
+    /// that has seen event `n` has seen every event before it. A transaction appends its events
+    /// once, as its last write.
+    fn revocation_events(
+        &self,
+        after: u64,
+        limit: u32,
+    ) -> impl Future<Output = Result<FeedPage, StoreError>> + Send;
 }
 
 /// Administration operations (the `tokenwarden client|user|grant|purge` commands).
@@ -216,8 +239,9 @@ pub trait AdminStore: Store {
         digest: &TokenDigest,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
     /// Deletes a client after revoking all its grants and tokens, deleting its unused
-    /// authorization codes and its remembered consents, atomically. Returns the number of grants
-    /// revoked, or `None` when there is no such client.
+    /// authorization codes and its remembered consents, atomically, and appends one `Client`
+    /// event to the revocation feed. Returns the number of grants revoked, or `None` when there
+    /// is no such client.
     fn delete_client(
         &self,
         client_id: &str,
@@ -235,7 +259,8 @@ pub trait AdminStore: Store {
         &self,
         filter: &GrantFilter,
     ) -> impl Future<Output = Result<Vec<Grant>, StoreError>> + Send;
-    /// Revokes every active grant matching the filter; returns how many.
+    /// Revokes every active grant matching the filter; returns how many. Appends one `Grant`
+    /// event per grant revoked, in the same transaction.
     fn revoke_grants(
         &self,
         filter: &GrantFilter,
@@ -245,7 +270,8 @@ pub trait AdminStore: Store {
     /// token is kept until then: reuse detection needs it), rows revoked longer ago than the
     /// retention, grants left without tokens, authorization codes whose expiry is older than the
     /// retention (kept that long so a late second use is still detected as reuse) and sessions
-    /// past expiry. `dry_run` counts without deleting.
+    /// past expiry, and revocation-feed events older than `policy.event_retention` (raising the
+    /// feed's floor). `dry_run` counts without deleting.
     fn purge(
         &self,
         now: Timestamp,
@@ -366,5 +392,12 @@ impl<S: Store + ?Sized> Store for Arc<S> {
         now: Timestamp,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send {
         (**self).revoke_grant(grant_id, now)
+    }
+    fn revocation_events(
+        &self,
+        after: u64,
+        limit: u32,
+    ) -> impl Future<Output = Result<FeedPage, StoreError>> + Send {
+        (**self).revocation_events(after, limit)
     }
 }
