@@ -49,6 +49,7 @@ pub mod fixtures;
 use futures_util::future::join_all;
 use tokenwarden_core::clock::Timestamp;
 use tokenwarden_core::crypto::TokenDigest;
+use tokenwarden_core::feed::{FeedPage, RevocationEvent, RevocationKind};
 use tokenwarden_core::model::{
     AccessTokenRecord, AuthorizationCodeRecord, AuthorizationCodeState, Client, Consent, Grant,
     GrantType, RefreshTokenRecord, Scope, Session, User,
@@ -387,6 +388,8 @@ fn policy(batch_size: u32) -> PurgePolicy {
     PurgePolicy {
         revoked_retention: RETENTION,
         batch_size,
+        // The token purge cases keep every feed event; the feed cases set their own retention.
+        event_retention: 100 * 365 * 24 * 3600,
     }
 }
 
@@ -1852,7 +1855,8 @@ pub async fn purge_removes_expired_access_and_refresh_tokens<S: AccountStore>(st
             refresh_tokens: 1,
             grants: 0,
             authorization_codes: 0,
-            sessions: 0
+            sessions: 0,
+            revocation_events: 0
         }
     );
     assert_eq!(
@@ -1964,7 +1968,8 @@ pub async fn purge_removes_long_revoked_rows_but_not_recent_ones<S: AccountStore
             refresh_tokens: 1,
             grants: 1,
             authorization_codes: 0,
-            sessions: 0
+            sessions: 0,
+            revocation_events: 0
         },
         "old-revoked, g-old's access and refresh tokens, and g-old itself"
     );
@@ -2003,7 +2008,8 @@ pub async fn purge_removes_long_revoked_rows_but_not_recent_ones<S: AccountStore
             refresh_tokens: 1,
             grants: 1,
             authorization_codes: 0,
-            sessions: 0
+            sessions: 0,
+            revocation_events: 0
         }
     );
     assert!(store
@@ -2033,7 +2039,8 @@ pub async fn purge_removes_grants_left_without_tokens<S: AccountStore>(store: S)
             refresh_tokens: 0,
             grants: 1,
             authorization_codes: 0,
-            sessions: 0
+            sessions: 0,
+            revocation_events: 0
         }
     );
     assert_eq!(
@@ -2058,7 +2065,8 @@ pub async fn purge_removes_grants_left_without_tokens<S: AccountStore>(store: S)
             refresh_tokens: 1,
             grants: 2,
             authorization_codes: 0,
-            sessions: 0
+            sessions: 0,
+            revocation_events: 0
         }
     );
     assert!(store
@@ -2100,6 +2108,7 @@ pub async fn purge_keeps_codes_for_the_retention_past_expiry<S: AccountStore>(st
             grants: 1,
             authorization_codes: 2,
             sessions: 0,
+            revocation_events: 0,
         },
         "old and at-boundary codes; g-used with its expired access token"
     );
@@ -2237,6 +2246,7 @@ pub async fn purge_dry_run_counts_the_same_and_deletes_nothing<S: AccountStore>(
             grants: 2,
             authorization_codes: 1,
             sessions: 1,
+            revocation_events: 0,
         }
     );
     // Nothing was deleted.
@@ -2335,6 +2345,7 @@ pub async fn purge_processes_more_rows_than_batch_size<S: AccountStore>(store: S
         grants: 4,
         authorization_codes: 7,
         sessions: 5,
+        revocation_events: 0,
     };
     assert_eq!(store.purge(now, policy(3), true).await.unwrap(), expected);
     assert_eq!(store.purge(now, policy(3), false).await.unwrap(), expected);
@@ -2476,6 +2487,14 @@ macro_rules! for_each_conformance_case {
             purge_removes_sessions_from_their_expiry,
             purge_dry_run_counts_the_same_and_deletes_nothing,
             purge_processes_more_rows_than_batch_size,
+            feed_of_a_fresh_store_is_empty,
+            revoke_access_token_appends_a_token_event_only_when_it_revokes,
+            revoke_grant_appends_one_grant_event,
+            revoke_grants_appends_one_event_per_grant_it_revokes,
+            delete_client_appends_exactly_one_client_event,
+            revocation_events_pages_after_a_cursor,
+            concurrent_revocations_number_events_without_gaps,
+            purge_removes_feed_events_past_retention_and_raises_the_floor,
         );
     };
 }
@@ -2522,4 +2541,289 @@ macro_rules! __conformance_test_with_runner {
             $run(::core::stringify!($case), $crate::$case).await;
         }
     };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Revocation feed
+// ---------------------------------------------------------------------------------------------
+
+async fn feed<S: AccountStore>(store: &S) -> FeedPage {
+    store.revocation_events(0, 10_000).await.unwrap()
+}
+
+fn token_event(seq: u64, at: Timestamp, a: &AccessTokenRecord) -> RevocationEvent {
+    RevocationEvent {
+        seq,
+        at,
+        kind: RevocationKind::Token,
+        client_id: a.client_id.clone(),
+        token: Some(a.digest),
+        grant_id: a.grant_id.clone(),
+        subject: None,
+    }
+}
+
+fn grant_event(seq: u64, at: Timestamp, g: &Grant) -> RevocationEvent {
+    RevocationEvent {
+        seq,
+        at,
+        kind: RevocationKind::Grant,
+        client_id: g.client_id.clone(),
+        token: None,
+        grant_id: Some(g.grant_id.clone()),
+        subject: Some(g.username.clone()),
+    }
+}
+
+/// A new store's feed has no events, head 0 and floor 0.
+pub async fn feed_of_a_fresh_store_is_empty<S: AccountStore>(store: S) {
+    assert_eq!(feed(&store).await, FeedPage::default());
+}
+
+/// Revoking an access token appends one `Token` event (with its grant, if any) — but only when
+/// it revokes something: a second revocation, an unknown token and a token whose grant is
+/// already revoked append nothing.
+pub async fn revoke_access_token_appends_a_token_event_only_when_it_revokes<S: AccountStore>(
+    store: S,
+) {
+    let (_, a1, _) = seed_grant(&store, "g1", "app", "alice", T0, true).await;
+    let (g2, a2, _) = seed_grant(&store, "g2", "app", "bob", T0, false).await;
+    let cc = access("cc", None, "app", T0);
+    store.insert_access_token(&cc).await.unwrap();
+
+    store.revoke_access_token(&a1.digest, T0 + 5).await.unwrap();
+    store.revoke_access_token(&a1.digest, T0 + 6).await.unwrap();
+    store
+        .revoke_access_token(&digest("never-issued"), T0 + 6)
+        .await
+        .unwrap();
+    store.revoke_access_token(&cc.digest, T0 + 7).await.unwrap();
+    assert!(store.revoke_grant("g2", T0 + 8).await.unwrap());
+    store.revoke_access_token(&a2.digest, T0 + 9).await.unwrap();
+
+    assert_eq!(
+        feed(&store).await,
+        FeedPage {
+            events: vec![
+                token_event(1, T0 + 5, &a1),
+                token_event(2, T0 + 7, &cc),
+                grant_event(3, T0 + 8, &g2),
+            ],
+            head: 3,
+            floor: 0,
+        }
+    );
+    assert_eq!(
+        feed(&store).await.events[1].grant_id,
+        None,
+        "cc tokens have no grant"
+    );
+}
+
+/// `revoke_grant` appends one `Grant` event naming client and user, the first time only;
+/// an unknown grant appends nothing.
+pub async fn revoke_grant_appends_one_grant_event<S: AccountStore>(store: S) {
+    let (g, _, _) = seed_grant(&store, "g1", "app", "alice", T0, true).await;
+    assert!(store.revoke_grant("g1", T0 + 1).await.unwrap());
+    assert!(!store.revoke_grant("g1", T0 + 2).await.unwrap());
+    assert!(!store.revoke_grant("no-such-grant", T0 + 3).await.unwrap());
+    assert_eq!(
+        feed(&store).await,
+        FeedPage {
+            events: vec![grant_event(1, T0 + 1, &g)],
+            head: 1,
+            floor: 0,
+        }
+    );
+}
+
+/// `revoke_grants` appends one `Grant` event per grant it revoked (already revoked and
+/// unmatched grants append nothing), numbered without gaps.
+pub async fn revoke_grants_appends_one_event_per_grant_it_revokes<S: AccountStore>(store: S) {
+    let (a1, _, _) = seed_grant(&store, "a1", "app", "alice", T0, true).await;
+    let (a2, _, _) = seed_grant(&store, "a2", "other", "alice", T0 + 1, true).await;
+    let (a3, _, _) = seed_grant(&store, "a3", "app", "alice", T0 + 2, false).await;
+    seed_grant(&store, "b1", "app", "bob", T0, true).await;
+    assert!(store.revoke_grant("a3", T0 + 5).await.unwrap());
+
+    assert_eq!(
+        store
+            .revoke_grants(&by_user("alice"), T0 + 10)
+            .await
+            .unwrap(),
+        2
+    );
+    let page = feed(&store).await;
+    assert_eq!(page.head, 3);
+    assert_eq!(page.events.first(), Some(&grant_event(1, T0 + 5, &a3)));
+    let mut rest: Vec<RevocationEvent> = page.events.into_iter().skip(1).collect();
+    assert_eq!(
+        rest.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        vec![2, 3],
+        "events are numbered in order without gaps"
+    );
+    // The order of grants within one call is the backend's; the set is not.
+    rest.sort_by(|x, y| x.grant_id.cmp(&y.grant_id));
+    let mut expected = vec![grant_event(0, T0 + 10, &a1), grant_event(0, T0 + 10, &a2)];
+    for (e, x) in rest.iter().zip(expected.iter_mut()) {
+        x.seq = e.seq;
+    }
+    assert_eq!(rest, expected);
+}
+
+/// Deleting a client appends exactly one `Client` event, however many grants and tokens it had;
+/// deleting a missing client appends nothing.
+pub async fn delete_client_appends_exactly_one_client_event<S: AccountStore>(store: S) {
+    seed_grant(&store, "g1", "app", "alice", T0, true).await;
+    seed_grant(&store, "g2", "app", "bob", T0, true).await;
+    store
+        .insert_access_token(&access("cc", None, "app", T0))
+        .await
+        .unwrap();
+    assert_eq!(store.delete_client("app", T0 + 3).await.unwrap(), Some(2));
+    assert_eq!(store.delete_client("app", T0 + 4).await.unwrap(), None);
+    assert_eq!(
+        feed(&store).await,
+        FeedPage {
+            events: vec![RevocationEvent {
+                seq: 1,
+                at: T0 + 3,
+                kind: RevocationKind::Client,
+                client_id: "app".into(),
+                token: None,
+                grant_id: None,
+                subject: None,
+            }],
+            head: 1,
+            floor: 0,
+        }
+    );
+}
+
+/// `revocation_events(after, limit)` returns the events after the cursor, oldest first, at most
+/// `limit`, with the current head.
+pub async fn revocation_events_pages_after_a_cursor<S: AccountStore>(store: S) {
+    let mut tokens = Vec::new();
+    for i in 0..5 {
+        let a = access(&format!("cc{i}"), None, "app", T0);
+        if i == 0 {
+            seed_client_and_user(&store, "app", "alice").await;
+        }
+        store.insert_access_token(&a).await.unwrap();
+        store.revoke_access_token(&a.digest, T0 + i).await.unwrap();
+        tokens.push(a);
+    }
+    let page = store.revocation_events(2, 2).await.unwrap();
+    assert_eq!(
+        page,
+        FeedPage {
+            events: vec![
+                token_event(3, T0 + 2, &tokens[2]),
+                token_event(4, T0 + 3, &tokens[3]),
+            ],
+            head: 5,
+            floor: 0,
+        }
+    );
+    assert_eq!(store.revocation_events(5, 10).await.unwrap().events, vec![]);
+    assert_eq!(store.revocation_events(5, 10).await.unwrap().head, 5);
+    assert_eq!(
+        store
+            .revocation_events(0, 10)
+            .await
+            .unwrap()
+            .events
+            .iter()
+            .map(|e| e.seq)
+            .collect::<Vec<_>>(),
+        vec![1, 2, 3, 4, 5]
+    );
+}
+
+/// Concurrent revocations get gapless sequence numbers, one event per token.
+pub async fn concurrent_revocations_number_events_without_gaps<S: AccountStore>(store: S) {
+    seed_client_and_user(&store, "app", "alice").await;
+    let tokens: Vec<AccessTokenRecord> = (0..30)
+        .map(|i| access(&format!("cc{i}"), None, "app", T0))
+        .collect();
+    for a in &tokens {
+        store.insert_access_token(a).await.unwrap();
+    }
+    // Each token twice, concurrently: still one event per token.
+    join_all(
+        tokens
+            .iter()
+            .chain(tokens.iter())
+            .map(|a| store.revoke_access_token(&a.digest, T0 + 1)),
+    )
+    .await
+    .into_iter()
+    .for_each(|r| r.unwrap());
+    let page = feed(&store).await;
+    assert_eq!(page.head, 30);
+    assert_eq!(
+        page.events.iter().map(|e| e.seq).collect::<Vec<_>>(),
+        (1..=30).collect::<Vec<u64>>()
+    );
+    let mut seen: Vec<TokenDigest> = page.events.iter().filter_map(|e| e.token).collect();
+    seen.sort();
+    let mut expected: Vec<TokenDigest> = tokens.iter().map(|a| a.digest).collect();
+    expected.sort();
+    assert_eq!(seen, expected);
+}
+
+/// Purge deletes events older than the event retention, raises the floor to the last one
+/// deleted and leaves the head; a dry run counts the same and deletes nothing.
+pub async fn purge_removes_feed_events_past_retention_and_raises_the_floor<S: AccountStore>(
+    store: S,
+) {
+    seed_client_and_user(&store, "app", "alice").await;
+    let mut tokens = Vec::new();
+    for i in 0..3 {
+        let a = access(&format!("cc{i}"), None, "app", T0);
+        store.insert_access_token(&a).await.unwrap();
+        store
+            .revoke_access_token(&a.digest, T0 + 10 * i)
+            .await
+            .unwrap();
+        tokens.push(a);
+    }
+    let retention = 1000;
+    let p = PurgePolicy {
+        revoked_retention: 100 * 365 * 24 * 3600,
+        batch_size: 1,
+        event_retention: retention,
+    };
+    let now = T0 + 15 + retention;
+    let dry = store.purge(now, p, true).await.unwrap();
+    assert_eq!(dry.revocation_events, 2);
+    assert_eq!(
+        feed(&store).await.events.len(),
+        3,
+        "a dry run deletes nothing"
+    );
+    assert_eq!(feed(&store).await.floor, 0);
+
+    let done = store.purge(now, p, false).await.unwrap();
+    assert_eq!(done.revocation_events, 2);
+    assert_eq!(
+        feed(&store).await,
+        FeedPage {
+            events: vec![token_event(3, T0 + 20, &tokens[2])],
+            head: 3,
+            floor: 2,
+        }
+    );
+    assert_eq!(
+        store.purge(now, p, false).await.unwrap().revocation_events,
+        0
+    );
+    // Numbering continues after the head, not after the remaining events.
+    let a = access("after-purge", None, "app", now);
+    store.insert_access_token(&a).await.unwrap();
+    store.revoke_access_token(&a.digest, now).await.unwrap();
+    let page = feed(&store).await;
+    assert_eq!(page.head, 4);
+    assert_eq!(page.floor, 2);
+    assert_eq!(page.events.last(), Some(&token_event(4, now, &a)));
 }
