@@ -30,6 +30,8 @@ impl<S> AuthorizationServer<S> {
             "token_endpoint": format!("{issuer}{TOKEN_PATH}"),
             "revocation_endpoint": format!("{issuer}{REVOCATION_PATH}"),
             "introspection_endpoint": format!("{issuer}{INTROSPECTION_PATH}"),
+            // Extension (docs/revocation-feed.md): where resource servers follow revocations.
+            "revocation_feed_endpoint": format!("{issuer}{}", crate::feed::REVOCATION_FEED_PATH),
             "grant_types_supported": ["authorization_code", "client_credentials", "refresh_token"],
             "response_types_supported": ["code"],
             "response_modes_supported": ["query"],

@@ -99,6 +99,13 @@ pub struct ServeArgs {
     /// How often the background purge runs; 0 disables it.
     #[arg(long, default_value = "10m", value_parser = parse_duration)]
     pub purge_interval: i64,
+    /// How often the revocation feed reads the database for events committed elsewhere (other
+    /// nodes, the admin CLI) while anybody is subscribed, in milliseconds.
+    #[arg(long, default_value_t = 20)]
+    pub feed_poll_ms: u64,
+    /// Keep-alive interval of idle revocation-feed connections.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub feed_heartbeat: i64,
 }
 
 /// `client …`

@@ -13,6 +13,7 @@ use bytes::Bytes;
 use http::header::CONTENT_TYPE;
 use http::{HeaderValue, StatusCode};
 use tokenwarden_core::error::{ErrorCode, OAuthError};
+use tokenwarden_core::feed::REVOCATION_FEED_PATH;
 use tokenwarden_core::metadata::{
     AUTHORIZATION_PATH, INTROSPECTION_PATH, REVOCATION_PATH, TOKEN_PATH, WELL_KNOWN_PATH,
 };
@@ -21,6 +22,7 @@ use tokenwarden_core::wire::{error_response, MAX_BODY_BYTES};
 use tokenwarden_core::{AuthorizationServer, Outcome};
 
 use crate::backend::Health;
+use crate::feed::FeedHub;
 use crate::metrics::Metrics;
 use crate::pages::{self, LoginLimiter};
 
@@ -32,6 +34,8 @@ pub struct AppState<S> {
     pub metrics: Metrics,
     /// Failed sign-in attempts, for rate limiting.
     pub login_limiter: LoginLimiter,
+    /// The revocation feed's subscriptions.
+    pub feed: FeedHub,
 }
 
 impl<S> AppState<S> {
@@ -41,7 +45,14 @@ impl<S> AppState<S> {
             server,
             metrics: Metrics::default(),
             login_limiter: LoginLimiter::default(),
+            feed: FeedHub::default(),
         }
+    }
+
+    /// Replaces the feed's polling and heartbeat intervals.
+    pub fn with_feed(mut self, feed: FeedHub) -> Self {
+        self.feed = feed;
+        self
     }
 }
 
@@ -64,6 +75,7 @@ pub fn router<S: AccountStore + Health + 'static>(state: Arc<AppState<S>>) -> Ro
         .route(TOKEN_PATH, any(token::<S>))
         .route(REVOCATION_PATH, any(revoke::<S>))
         .route(INTROSPECTION_PATH, any(introspect::<S>))
+        .route(REVOCATION_FEED_PATH, any(revocation_feed::<S>))
         .route(WELL_KNOWN_PATH, any(metadata::<S>))
         .route("/healthz", get(healthz::<S>))
         .route("/metrics", get(metrics::<S>))
@@ -129,17 +141,56 @@ async fn token<S: Store + Health + 'static>(
     State(st): State<Arc<AppState<S>>>,
     request: Request,
 ) -> Response {
-    endpoint(&st.metrics, "token", request, |r| st.server.token(r)).await
+    endpoint(&st.metrics, "token", request, |r| async {
+        let response = st.server.token(r).await;
+        if response.extensions().get::<Outcome>() == Some(&Outcome::ReuseDetected)
+            || response.status() == StatusCode::BAD_REQUEST
+        {
+            // Reuse of a refresh token or an authorization code revokes a grant.
+            st.feed.poke();
+        }
+        response
+    })
+    .await
 }
 
 async fn revoke<S: Store + Health + 'static>(
     State(st): State<Arc<AppState<S>>>,
     request: Request,
 ) -> Response {
-    endpoint(&st.metrics, "revoke", request, |r| {
-        st.server.create_revocation_response(r)
+    endpoint(&st.metrics, "revoke", request, |r| async {
+        let response = st.server.create_revocation_response(r).await;
+        if response.extensions().get::<Outcome>() == Some(&Outcome::Revoked) {
+            st.feed.poke();
+        }
+        response
     })
     .await
+}
+
+async fn revocation_feed<S: Store + Health + 'static>(
+    State(st): State<Arc<AppState<S>>>,
+    request: Request,
+) -> Response {
+    let request = match buffered(request).await {
+        Ok(request) => request,
+        Err(response) => return response,
+    };
+    match crate::feed::subscribe(Arc::clone(&st), request).await {
+        Ok(response) => {
+            st.metrics.record("revocation_feed", None, 200, 0.0);
+            response
+        }
+        Err(response) => {
+            st.metrics.record(
+                "revocation_feed",
+                Some(Outcome::Rejected),
+                response.status().as_u16(),
+                0.0,
+            );
+            core_response(response)
+        }
+    }
 }
 
 async fn introspect<S: Store + Health + 'static>(

@@ -10,6 +10,7 @@ pub mod admin;
 pub mod backend;
 pub mod cli;
 pub mod duration;
+pub mod feed;
 pub mod http;
 pub mod metrics;
 pub mod pages;

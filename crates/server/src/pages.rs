@@ -699,7 +699,10 @@ pub async fn revoke_app<S: AccountStore + Health + 'static>(
     };
     let now = st.server.now();
     match store.revoke_grants(&filter, now).await {
-        Ok(n) => tracing::info!(client_id = %client_id, grants = n, "user revoked app access"),
+        Ok(n) => {
+            tracing::info!(client_id = %client_id, grants = n, "user revoked app access");
+            st.feed.poke();
+        }
         Err(_) => return unavailable(),
     }
     if store.delete_consent(&username, &client_id).await.is_err() {

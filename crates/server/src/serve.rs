@@ -15,6 +15,7 @@ use tokenwarden_core::{AuthorizationServer, Config};
 use crate::admin::{self, NewClient};
 use crate::backend::{self, Backend};
 use crate::cli::ServeArgs;
+use crate::feed::FeedHub;
 use crate::http::{router, AppState};
 
 /// RFC 8414 §2: the issuer "is a URL that uses the "https" scheme and has no query or fragment
@@ -54,12 +55,22 @@ async fn run_with<S: Backend>(args: ServeArgs, store: S) -> anyhow::Result<()> {
     if config.access_token_ttl <= 0 || config.refresh_token_ttl <= 0 {
         bail!("token lifetimes must be positive");
     }
-    let state = Arc::new(AppState::new(AuthorizationServer::new(
-        store,
-        config,
-        Arc::new(SystemClock),
-        Arc::new(OsRandom),
-    )));
+    if args.feed_heartbeat <= 0 {
+        bail!("--feed-heartbeat must be positive");
+    }
+    let feed = FeedHub::new(
+        Duration::from_millis(args.feed_poll_ms),
+        Duration::from_secs(args.feed_heartbeat.unsigned_abs()),
+    );
+    let state = Arc::new(
+        AppState::new(AuthorizationServer::new(
+            store,
+            config,
+            Arc::new(SystemClock),
+            Arc::new(OsRandom),
+        ))
+        .with_feed(feed),
+    );
     if args.demo {
         demo(&state.server).await.context("--demo setup failed")?;
     }
@@ -76,7 +87,14 @@ async fn run_with<S: Backend>(args: ServeArgs, store: S) -> anyhow::Result<()> {
         listener,
         router(Arc::clone(&state)).into_make_service_with_connect_info::<std::net::SocketAddr>(),
     )
-    .with_graceful_shutdown(shutdown_signal())
+    .with_graceful_shutdown({
+        let state = Arc::clone(&state);
+        async move {
+            shutdown_signal().await;
+            // Feed subscriptions never end by themselves; end them so the drain can finish.
+            state.feed.close();
+        }
+    })
     .await;
     if let Some(task) = purge {
         task.abort();
@@ -86,6 +104,18 @@ async fn run_with<S: Backend>(args: ServeArgs, store: S) -> anyhow::Result<()> {
     served.context("server error")
 }
 
+/// Revoked rows are kept a day; feed events as long as the longest token lifetime, so a
+/// subscriber's cursor stays resumable for as long as anything it cached could be valid.
+pub fn purge_policy(config: &Config) -> PurgePolicy {
+    PurgePolicy {
+        event_retention: config
+            .access_token_ttl
+            .max(config.refresh_token_ttl)
+            .max(config.auth_code_ttl),
+        ..PurgePolicy::default()
+    }
+}
+
 async fn purge_loop<S: AdminStore>(state: Arc<AppState<S>>, every: Duration) {
     let mut interval = tokio::time::interval(every);
     loop {
@@ -93,7 +123,11 @@ async fn purge_loop<S: AdminStore>(state: Arc<AppState<S>>, every: Duration) {
         match state
             .server
             .store()
-            .purge(state.server.now(), PurgePolicy::default(), false)
+            .purge(
+                state.server.now(),
+                purge_policy(state.server.config()),
+                false,
+            )
             .await
         {
             Ok(c) => tracing::info!(

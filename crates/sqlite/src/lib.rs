@@ -55,6 +55,14 @@
 //! operation in the same batch sees the earlier ones' writes. Of twenty concurrent rotations of
 //! one refresh token exactly one finds it unused.
 //!
+//! **Why the revocation feed is gapless and in commit order:** a revoking operation raises the
+//! single counter row of `revocation_feed` by the number of events it appends and inserts them
+//! under the numbers it got, as its last write, inside its own savepoint. Only one connection
+//! writes at a time (this writer thread, or another process holding the write lock), so the
+//! numbers are handed out in commit order, and an operation or batch that rolls back takes its
+//! numbers back with it. A reader gets the events after its cursor together with the counter row
+//! in one read transaction, so the `head` and `floor` it sees match the events it got.
+//!
 //! Copying the WAL back into the database file (a checkpoint) is left to a third thread, nudged
 //! after each commit, so the writer thread stalls on it only for the rare backstop checkpoint
 //! that lets the WAL start over; see `checkpoint.rs` for the measurements behind its schedule.

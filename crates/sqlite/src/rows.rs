@@ -8,6 +8,7 @@
 
 use rusqlite::Row;
 use tokenwarden_core::crypto::TokenDigest;
+use tokenwarden_core::feed::{RevocationEvent, RevocationKind};
 use tokenwarden_core::model::{
     AccessTokenRecord, AccessTokenState, AuthorizationCodeRecord, AuthorizationCodeState, Client,
     Consent, Grant, GrantType, RefreshTokenRecord, RefreshTokenState, Scope, Session, User,
@@ -286,6 +287,37 @@ impl TryFrom<ConsentRow> for Consent {
     }
 }
 
+/// `revocation_events` as stored.
+pub(crate) struct RevocationEventRow {
+    seq: i64,
+    at: i64,
+    kind: String,
+    client_id: String,
+    token_digest: Option<Vec<u8>>,
+    grant_id: Option<String>,
+    subject: Option<String>,
+}
+
+impl TryFrom<RevocationEventRow> for RevocationEvent {
+    type Error = StoreError;
+    fn try_from(r: RevocationEventRow) -> Result<Self, StoreError> {
+        Ok(RevocationEvent {
+            seq: u64::try_from(r.seq).map_err(|_| corrupt("revocation_events.seq is negative"))?,
+            at: r.at,
+            kind: RevocationKind::parse(&r.kind)
+                .ok_or_else(|| corrupt("revocation_events.kind is not a known kind"))?,
+            client_id: r.client_id,
+            token: r
+                .token_digest
+                .as_deref()
+                .map(|d| digest(d, "revocation_events.token_digest"))
+                .transpose()?,
+            grant_id: r.grant_id,
+            subject: r.subject,
+        })
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Reading rows. Every `SELECT` that feeds a row type lists the columns in the order `from_row`
 // reads them; `Row::get` fails (never panics) on a missing column or a value of the wrong type.
@@ -451,6 +483,26 @@ impl ConsentRow {
     }
 }
 
+/// Selects the events after a cursor (`seq > ?1`), oldest first, at most `?2`, in
+/// [`RevocationEventRow::from_row`] order: one range of the table's rowid B-tree.
+pub(crate) const REVOCATION_EVENTS_AFTER: &str = "\
+    SELECT seq, at, kind, client_id, token_digest, grant_id, subject \
+    FROM revocation_events WHERE seq > ?1 ORDER BY seq LIMIT ?2";
+
+impl RevocationEventRow {
+    pub(crate) fn from_row(r: &Row<'_>) -> rusqlite::Result<Self> {
+        Ok(Self {
+            seq: r.get(0)?,
+            at: r.get(1)?,
+            kind: r.get(2)?,
+            client_id: r.get(3)?,
+            token_digest: r.get(4)?,
+            grant_id: r.get(5)?,
+            subject: r.get(6)?,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -575,5 +627,35 @@ mod tests {
         assert!(state.record.redirect_uri_given);
         assert_eq!(state.used_at, Some(1));
         assert_eq!(state.grant_id.as_deref(), Some("g"));
+    }
+
+    fn event_row(kind: &str, token_digest: Option<Vec<u8>>) -> RevocationEventRow {
+        RevocationEventRow {
+            seq: 3,
+            at: 100,
+            kind: kind.into(),
+            client_id: "c".into(),
+            token_digest,
+            grant_id: Some("g".into()),
+            subject: None,
+        }
+    }
+
+    #[test]
+    fn corrupt_event_rows_are_unavailable() {
+        let err = RevocationEvent::try_from(event_row("session", None)).unwrap_err();
+        assert!(
+            matches!(&err, StoreError::Unavailable(m) if m.contains("revocation_events.kind")),
+            "{err:?}"
+        );
+        let err = RevocationEvent::try_from(event_row("token", Some(vec![1; 31]))).unwrap_err();
+        assert!(
+            matches!(&err, StoreError::Unavailable(m) if m.contains("revocation_events.token_digest")),
+            "{err:?}"
+        );
+        let event = RevocationEvent::try_from(event_row("token", Some(vec![1; 32]))).unwrap();
+        assert_eq!(event.seq, 3);
+        assert_eq!(event.kind, RevocationKind::Token);
+        assert_eq!(event.token, Some(TokenDigest([1; 32])));
     }
 }

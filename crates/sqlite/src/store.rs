@@ -14,6 +14,7 @@ use std::sync::Arc;
 use rusqlite::{params, Connection, OptionalExtension as _, ToSql};
 use tokenwarden_core::clock::Timestamp;
 use tokenwarden_core::crypto::TokenDigest;
+use tokenwarden_core::feed::{FeedPage, NewRevocation, RevocationKind};
 use tokenwarden_core::model::{
     AccessTokenRecord, AccessTokenState, AuthorizationCodeRecord, AuthorizationCodeState, Client,
     Consent, Grant, RefreshTokenRecord, RefreshTokenState, Session, User,
@@ -25,9 +26,9 @@ use tokenwarden_core::store::{
 
 use crate::rows::{
     client_json, AccessStateRow, AuthorizationCodeRow, ClientRow, ConsentRow, GrantRow,
-    RefreshStateRow, SessionRow, UserRow, ACCESS_STATE_SELECT, AUTHORIZATION_CODE_SELECT,
-    CLIENT_LIST, CLIENT_SELECT, CONSENT_SELECT, GRANT_COLUMNS, REFRESH_STATE_SELECT,
-    SESSION_SELECT, USER_SELECT,
+    RefreshStateRow, RevocationEventRow, SessionRow, UserRow, ACCESS_STATE_SELECT,
+    AUTHORIZATION_CODE_SELECT, CLIENT_LIST, CLIENT_SELECT, CONSENT_SELECT, GRANT_COLUMNS,
+    REFRESH_STATE_SELECT, REVOCATION_EVENTS_AFTER, SESSION_SELECT, USER_SELECT,
 };
 use crate::{db_err, SqliteStore};
 
@@ -287,9 +288,32 @@ fn grant_filter_sql(filter: &GrantFilter, first: usize) -> (String, Vec<String>)
     (sql, args)
 }
 
+/// A grant that [`revoke_grants_where`] found active and revoked: what its feed event names.
+struct RevokedGrant {
+    grant_id: String,
+    client_id: String,
+    username: String,
+    created_at: Timestamp,
+}
+
+impl RevokedGrant {
+    /// The grant's `Grant` event, as the memory store words it.
+    fn event(self) -> NewRevocation {
+        NewRevocation {
+            kind: RevocationKind::Grant,
+            client_id: self.client_id,
+            token: None,
+            grant_id: Some(self.grant_id),
+            subject: Some(self.username),
+        }
+    }
+}
+
 /// Revokes the active grants selected by `cond` (a `WHERE` fragment over `grants` whose
 /// parameters are `?2`… bound from `args`; `?1` is `now`) and every unrevoked token in them.
-/// Returns how many grants were active before. Runs inside the caller's operation.
+/// Returns the grants that were active before, oldest first (as `list_grants` orders them), so
+/// the caller can announce them — or not: a deleted client is announced as one `Client` event.
+/// Runs inside the caller's operation, and appends no event itself.
 ///
 /// Tokens first, grants last: the token updates select the grants by `revoked_at IS NULL`, which
 /// the final statement then makes false.
@@ -298,7 +322,7 @@ fn revoke_grants_where(
     cond: &str,
     args: &[String],
     now: Timestamp,
-) -> Result<usize, StoreError> {
+) -> Result<Vec<RevokedGrant>, StoreError> {
     let mut bind: Vec<&dyn ToSql> = Vec::with_capacity(args.len() + 1);
     bind.push(&now);
     bind.extend(args.iter().map(|a| a as &dyn ToSql));
@@ -312,8 +336,97 @@ fn revoke_grants_where(
         );
         execute(c, &sql, bind.as_slice())?;
     }
-    let sql = format!("UPDATE grants SET revoked_at = ?1 WHERE revoked_at IS NULL AND {cond}");
-    execute(c, &sql, bind.as_slice())
+    let sql = format!(
+        "UPDATE grants SET revoked_at = ?1 WHERE revoked_at IS NULL AND {cond} \
+         RETURNING grant_id, client_id, username, created_at"
+    );
+    let mut revoked = c
+        .prepare_cached(&sql)
+        .and_then(|mut s| {
+            s.query_map(bind.as_slice(), |r| {
+                Ok(RevokedGrant {
+                    grant_id: r.get(0)?,
+                    client_id: r.get(1)?,
+                    username: r.get(2)?,
+                    created_at: r.get(3)?,
+                })
+            })?
+            .collect::<rusqlite::Result<Vec<_>>>()
+        })
+        .map_err(db_err)?;
+    // RETURNING yields rows in no specified order; the feed gets them in a stable one.
+    revoked.sort_by(|a, b| (a.created_at, &a.grant_id).cmp(&(b.created_at, &b.grant_id)));
+    Ok(revoked)
+}
+
+/// A failure to write the feed is never the caller's `Conflict`: the counter row hands out each
+/// number once, so a duplicate `seq` would mean a damaged database.
+fn feed_err(e: rusqlite::Error) -> StoreError {
+    StoreError::Unavailable(format!("revocation feed: {e}"))
+}
+
+/// Appends `events` to the revocation feed, inside the revoking operation (so they commit, or
+/// roll back, with the revocation itself). Called once per operation, as its last write, and
+/// writes nothing when there is nothing to announce.
+///
+/// The counter row is raised by `n` and the events take the numbers `head - n + 1 ..= head`.
+/// SQLite has one writer at a time (this store's writer thread, or another process holding the
+/// write lock), so numbers are handed out in commit order; a savepoint or transaction that rolls
+/// back takes its numbers back with it. The sequence therefore has no gaps, and a reader that has
+/// seen event `n` has seen every event before it.
+fn append_events(
+    c: &Connection,
+    events: Vec<NewRevocation>,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    let n = i64::try_from(events.len())
+        .map_err(|_| StoreError::Unavailable("revocation feed: too many events".into()))?;
+    if n == 0 {
+        return Ok(());
+    }
+    let head: i64 = c
+        .prepare_cached("UPDATE revocation_feed SET head = head + ?1 WHERE id = 1 RETURNING head")
+        .and_then(|mut s| s.query_row([n], |r| r.get(0)))
+        .map_err(feed_err)?;
+    let mut insert = c
+        .prepare_cached(
+            "INSERT INTO revocation_events \
+                 (seq, at, kind, client_id, token_digest, grant_id, subject) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        )
+        .map_err(feed_err)?;
+    for (seq, e) in (head - n + 1..).zip(events) {
+        insert
+            .execute(params![
+                seq,
+                now,
+                e.kind.as_str(),
+                e.client_id,
+                e.token.as_ref().map(TokenDigest::as_bytes),
+                e.grant_id,
+                e.subject
+            ])
+            .map_err(feed_err)?;
+    }
+    Ok(())
+}
+
+/// Revokes the grants selected as by [`revoke_grants_where`] and announces each with a `Grant`
+/// event; returns how many there were.
+fn revoke_and_announce_grants(
+    c: &Connection,
+    cond: &str,
+    args: &[String],
+    now: Timestamp,
+) -> Result<usize, StoreError> {
+    let revoked = revoke_grants_where(c, cond, args, now)?;
+    let n = revoked.len();
+    append_events(
+        c,
+        revoked.into_iter().map(RevokedGrant::event).collect(),
+        now,
+    )?;
+    Ok(n)
 }
 
 fn count(n: usize) -> u64 {
@@ -498,23 +611,80 @@ impl Store for SqliteStore {
         now: Timestamp,
     ) -> Result<(), StoreError> {
         let digest = *digest;
-        // Keeps the first revocation time (retention counts from it), like `get_or_insert`.
         self.write(move |c| {
-            execute(
-                c,
-                "UPDATE access_tokens SET revoked_at = ?2 \
-                 WHERE digest = ?1 AND revoked_at IS NULL",
-                params![digest.as_bytes(), now],
-            )
-            .map(|_| ())
+            // Only a token still valid changes, and only then is there something to announce:
+            // one revoked already (it keeps its first revocation time, which retention counts
+            // from) or through its grant (revoked or gone) is left as it is, as in the memory
+            // store, and an unknown digest matches nothing.
+            let revoked: Option<(String, Option<String>)> = c
+                .prepare_cached(
+                    "UPDATE access_tokens SET revoked_at = ?2 \
+                     WHERE digest = ?1 AND revoked_at IS NULL \
+                       AND (grant_id IS NULL \
+                            OR EXISTS (SELECT 1 FROM grants g \
+                                       WHERE g.grant_id = access_tokens.grant_id \
+                                         AND g.revoked_at IS NULL)) \
+                     RETURNING client_id, grant_id",
+                )
+                .and_then(|mut s| {
+                    s.query_row(params![digest.as_bytes(), now], |r| {
+                        Ok((r.get(0)?, r.get(1)?))
+                    })
+                    .optional()
+                })
+                .map_err(db_err)?;
+            let events = revoked.map(|(client_id, grant_id)| NewRevocation {
+                kind: RevocationKind::Token,
+                client_id,
+                token: Some(digest),
+                grant_id,
+                subject: None,
+            });
+            append_events(c, events.into_iter().collect(), now)
         })
         .await
     }
 
     async fn revoke_grant(&self, grant_id: &str, now: Timestamp) -> Result<bool, StoreError> {
         let args = [grant_id.to_owned()];
-        self.write(move |c| revoke_grants_where(c, "grant_id = ?2", &args, now).map(|n| n > 0))
-            .await
+        self.write(move |c| {
+            revoke_and_announce_grants(c, "grant_id = ?2", &args, now).map(|n| n > 0)
+        })
+        .await
+    }
+
+    async fn revocation_events(&self, after: u64, limit: u32) -> Result<FeedPage, StoreError> {
+        // Sequence numbers are SQLite integers; a cursor past them has nothing after it.
+        let after = i64::try_from(after).unwrap_or(i64::MAX);
+        self.read(|c| {
+            // One read transaction: the events and the bounds come from the same snapshot (WAL
+            // snapshot isolation), so `head` is never behind the events returned and `floor`
+            // never ahead of a purge they miss. Dropped without commit it rolls back, which for
+            // a read is the same; on the in-memory store's shared connection the writer cannot
+            // run in between (it holds the connection for a whole batch).
+            let tx = c.unchecked_transaction().map_err(db_err)?;
+            let (head, floor): (i64, i64) = tx
+                .prepare_cached("SELECT head, floor FROM revocation_feed WHERE id = 1")
+                .and_then(|mut s| s.query_row([], |r| Ok((r.get(0)?, r.get(1)?))))
+                .map_err(db_err)?;
+            let events = query_all(
+                &tx,
+                REVOCATION_EVENTS_AFTER,
+                params![after, i64::from(limit)],
+                RevocationEventRow::from_row,
+            )?;
+            tx.commit().map_err(db_err)?;
+            let bound = |v: i64, column: &str| {
+                u64::try_from(v).map_err(|_| {
+                    StoreError::Unavailable(format!("corrupt row: revocation_feed.{column}"))
+                })
+            };
+            Ok(FeedPage {
+                events,
+                head: bound(head, "head")?,
+                floor: bound(floor, "floor")?,
+            })
+        })
     }
 }
 
@@ -584,7 +754,8 @@ impl AdminStore for SqliteStore {
             if deleted == 0 {
                 return Ok(None);
             }
-            let revoked = revoke_grants_where(c, "client_id = ?2", &args, now)?;
+            // Its grants are revoked unannounced: the one `Client` event below covers them.
+            let revoked = revoke_grants_where(c, "client_id = ?2", &args, now)?.len();
             // Its remembered consents go with it: a client later registered under the same id
             // must ask the user again.
             execute(c, "DELETE FROM consents WHERE client_id = ?1", [client_id])?;
@@ -602,6 +773,14 @@ impl AdminStore for SqliteStore {
                  WHERE client_id = ?2 AND revoked_at IS NULL",
                 params![now, client_id],
             )?;
+            let event = NewRevocation {
+                kind: RevocationKind::Client,
+                client_id: client_id.clone(),
+                token: None,
+                grant_id: None,
+                subject: None,
+            };
+            append_events(c, vec![event], now)?;
             Ok(Some(count(revoked)))
         })
         .await
@@ -648,7 +827,7 @@ impl AdminStore for SqliteStore {
 
     async fn revoke_grants(&self, filter: &GrantFilter, now: Timestamp) -> Result<u64, StoreError> {
         let (cond, args) = grant_filter_sql(filter, 2);
-        self.write(move |c| revoke_grants_where(c, &cond, &args, now).map(count))
+        self.write(move |c| revoke_and_announce_grants(c, &cond, &args, now).map(count))
             .await
     }
 
@@ -659,8 +838,9 @@ impl AdminStore for SqliteStore {
         dry_run: bool,
     ) -> Result<PurgeCounts, StoreError> {
         let cutoff = now.saturating_sub(policy.revoked_retention);
+        let event_cutoff = now.saturating_sub(policy.event_retention);
         if dry_run {
-            return self.read(|c| purge_counts(c, now, cutoff));
+            return self.read(|c| purge_counts(c, now, cutoff, event_cutoff));
         }
         // A batch of 0 would never finish; treat it as 1.
         let batch = policy.batch_size.max(1);
@@ -687,6 +867,7 @@ impl AdminStore for SqliteStore {
             *count = self.delete_in_batches(&sql, now, cutoff, batch).await?;
         }
         counts.grants = self.delete_tokenless_grants(batch).await?;
+        counts.revocation_events = self.purge_revocation_events(event_cutoff, batch).await?;
         Ok(counts)
     }
 }
@@ -704,27 +885,70 @@ const DEAD_CODE: &str = "(expires_at <= ?2)";
 const DEAD_SESSION: &str = "(expires_at <= ?1)";
 
 impl SqliteStore {
-    /// Runs a `DELETE … LIMIT ?3` until it deletes fewer than a full batch. Each batch is its own
-    /// write operation, so the write lock is held for one batch at a time and request-path writes
-    /// queued meanwhile go in between.
+    /// Runs a `DELETE … LIMIT ?3` until it deletes fewer than a full batch, binding `?1` = `now`
+    /// and `?2` = `bound` (the retention cutoff for rows, the last number to delete for feed
+    /// events). Each batch is its own write operation, so the write lock is held for one batch at
+    /// a time and request-path writes queued meanwhile go in between.
     async fn delete_in_batches(
         &self,
         sql: &Arc<str>,
         now: Timestamp,
-        cutoff: Timestamp,
+        bound: i64,
         batch: u32,
     ) -> Result<u64, StoreError> {
         let mut total = 0u64;
         loop {
             let sql = Arc::clone(sql);
             let deleted = self
-                .write(move |c| execute(c, &sql, params![now, cutoff, batch]))
+                .write(move |c| execute(c, &sql, params![now, bound, batch]))
                 .await?;
             total = total.saturating_add(count(deleted));
             if count(deleted) < u64::from(batch) {
                 return Ok(total);
             }
         }
+    }
+
+    /// Deletes the feed events older than `event_cutoff`: everything up to the newest event that
+    /// old (so the floor is exact, as in the memory store), and raises the floor to it. Returns
+    /// how many events went.
+    ///
+    /// The floor is raised first, in one operation with finding the bound, and the events are
+    /// deleted after it in batches. A subscriber resuming meanwhile is therefore told to resync
+    /// rather than resumed past events that are being deleted under it; one resuming at or above
+    /// the floor still finds every event after its cursor. An interrupted purge leaves events
+    /// at or below the floor, which nothing reads, and the next purge deletes them.
+    async fn purge_revocation_events(
+        &self,
+        event_cutoff: Timestamp,
+        batch: u32,
+    ) -> Result<u64, StoreError> {
+        let floor = self
+            .write(move |c| {
+                let through: Option<i64> = c
+                    .prepare_cached("SELECT max(seq) FROM revocation_events WHERE at <= ?1")
+                    .and_then(|mut s| s.query_row([event_cutoff], |r| r.get(0)))
+                    .map_err(db_err)?;
+                let Some(through) = through else {
+                    return Ok(None);
+                };
+                c.prepare_cached(
+                    "UPDATE revocation_feed SET floor = max(floor, ?1) WHERE id = 1 \
+                     RETURNING floor",
+                )
+                .and_then(|mut s| s.query_row([through], |r| r.get(0)))
+                .map(Some)
+                .map_err(feed_err)
+            })
+            .await?;
+        let Some(floor) = floor else {
+            return Ok(0);
+        };
+        let sql: Arc<str> = "DELETE FROM revocation_events WHERE seq IN \
+             (SELECT seq FROM revocation_events WHERE seq <= ?2 ORDER BY seq LIMIT ?3)"
+            .into();
+        // `?1` (now) is bound but unused here.
+        self.delete_in_batches(&sql, 0, floor, batch).await
     }
 
     /// Deletes the grants left without any token row, walking `grants` in key order one window
@@ -778,11 +1002,13 @@ impl SqliteStore {
 }
 
 /// What a purge would delete, counted in one statement (one read transaction) so the counts agree
-/// with each other. A grant counts when none of its tokens would survive.
+/// with each other. A grant counts when none of its tokens would survive; a feed event when its
+/// number is at most that of the newest event older than `event_cutoff`.
 fn purge_counts(
     c: &Connection,
     now: Timestamp,
     cutoff: Timestamp,
+    event_cutoff: Timestamp,
 ) -> Result<PurgeCounts, StoreError> {
     // The negation of DEAD_TOKEN written out, because NOT of a NULL comparison is NULL too.
     let live = |t: &str| {
@@ -796,19 +1022,28 @@ fn purge_counts(
             WHERE NOT EXISTS (SELECT 1 FROM access_tokens a WHERE a.grant_id = g.grant_id AND {}) \
               AND NOT EXISTS (SELECT 1 FROM refresh_tokens r WHERE r.grant_id = g.grant_id AND {})), \
            (SELECT count(*) FROM authorization_codes WHERE {DEAD_CODE}), \
-           (SELECT count(*) FROM sessions WHERE {DEAD_SESSION})",
+           (SELECT count(*) FROM sessions WHERE {DEAD_SESSION}), \
+           (SELECT count(*) FROM revocation_events \
+            WHERE seq <= (SELECT max(seq) FROM revocation_events WHERE at <= ?3))",
         live("a"),
         live("r"),
     );
     let counts = c
         .prepare_cached(&sql)
         .and_then(|mut s| {
-            s.query_row(params![now, cutoff], |r| {
-                Ok([r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?])
+            s.query_row(params![now, cutoff, event_cutoff], |r| {
+                Ok([
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                ])
             })
         })
         .map_err(db_err)?;
-    let [access, refresh, grants, codes, sessions] =
+    let [access, refresh, grants, codes, sessions, events] =
         counts.map(|n: i64| u64::try_from(n).unwrap_or(0));
     Ok(PurgeCounts {
         access_tokens: access,
@@ -816,6 +1051,7 @@ fn purge_counts(
         grants,
         authorization_codes: codes,
         sessions,
+        revocation_events: events,
     })
 }
 

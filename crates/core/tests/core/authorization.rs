@@ -1415,6 +1415,13 @@ impl Store for YieldAfterCodeRead {
     async fn revoke_grant(&self, grant_id: &str, now: Timestamp) -> Result<bool, StoreError> {
         self.0.revoke_grant(grant_id, now).await
     }
+    async fn revocation_events(
+        &self,
+        after: u64,
+        limit: u32,
+    ) -> Result<tokenwarden_core::feed::FeedPage, StoreError> {
+        self.0.revocation_events(after, limit).await
+    }
 }
 
 #[tokio::test]

@@ -17,6 +17,7 @@ mod support;
 mod authorization;
 mod client_auth;
 mod client_credentials;
+mod feed;
 mod introspection;
 mod metadata;
 mod refresh;

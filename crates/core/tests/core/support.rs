@@ -532,6 +532,13 @@ impl Store for FlakyStore {
         self.write()?;
         self.inner.revoke_grant(grant_id, now).await
     }
+    async fn revocation_events(
+        &self,
+        after: u64,
+        limit: u32,
+    ) -> Result<tokenwarden_core::feed::FeedPage, StoreError> {
+        self.inner.revocation_events(after, limit).await
+    }
     async fn insert_authorization_code(
         &self,
         code: &AuthorizationCodeRecord,

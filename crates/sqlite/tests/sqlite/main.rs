@@ -1,8 +1,9 @@
 //! Integration tests of the SQLite store on real database files: durability across reopen and
 //! `kill -9`, group commit (batching, per-operation rollback, close), the pragmas actually in
 //! effect, the rotation and authorization-code compare-and-sets under concurrency, the schema
-//! upgrade, batched purge, a differential run against the reference `MemoryStore`, and the
-//! shared conformance suite on an in-memory and on a file database.
+//! upgrade, the revocation feed's numbering and durability, batched purge, a differential run
+//! against the reference `MemoryStore`, and the shared conformance suite on an in-memory and on a
+//! file database.
 
 // Test code: clippy.toml lets `#[test]` functions unwrap and panic, but not the fixture helpers
 // they share, which are test code just the same.
@@ -17,6 +18,7 @@ mod authorization;
 mod conformance;
 mod differential;
 mod durability;
+mod feed;
 mod group_commit;
 mod pragmas;
 mod purge;

@@ -37,6 +37,8 @@ fn policy(batch_size: u32) -> PurgePolicy {
     PurgePolicy {
         revoked_retention: 1_000,
         batch_size,
+        // These cases are about tokens, codes and sessions; every feed event stays.
+        event_retention: 1_000_000,
     }
 }
 
@@ -151,6 +153,7 @@ async fn purge_deletes_in_batches_smaller_than_the_work() {
         grants: 7 + 1,
         authorization_codes: 5,
         sessions: 3,
+        revocation_events: 0,
     };
     let dry = store.purge(NOW, policy(2), true).await.unwrap();
     assert_eq!(dry, expected);
@@ -267,6 +270,7 @@ async fn purge_with_exact_multiple_and_zero_batch_size_finishes() {
                 grants: 4,
                 authorization_codes: 0,
                 sessions: 0,
+                revocation_events: 0,
             },
             "batch {batch}"
         );
