@@ -271,12 +271,24 @@ pub async fn revoke_grants<S: AdminStore>(
 }
 
 /// `purge [--dry-run]`.
-pub async fn purge<S: AdminStore>(store: &S, now: i64, dry_run: bool) -> anyhow::Result<Value> {
-    let counts = store.purge(now, PurgePolicy::default(), dry_run).await?;
+pub async fn purge<S: AdminStore>(
+    store: &S,
+    now: i64,
+    dry_run: bool,
+    event_retention: i64,
+) -> anyhow::Result<Value> {
+    let policy = PurgePolicy {
+        event_retention,
+        ..PurgePolicy::default()
+    };
+    let counts = store.purge(now, policy, dry_run).await?;
     Ok(json!({
         "dry_run": dry_run,
         "access_tokens": counts.access_tokens,
         "refresh_tokens": counts.refresh_tokens,
         "grants": counts.grants,
+        "authorization_codes": counts.authorization_codes,
+        "sessions": counts.sessions,
+        "revocation_events": counts.revocation_events,
     }))
 }

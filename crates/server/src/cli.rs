@@ -63,6 +63,10 @@ pub enum Command {
         /// Count what would be deleted without deleting.
         #[arg(long)]
         dry_run: bool,
+        /// Revocation-feed events older than this go (default: the default refresh-token
+        /// lifetime; `serve` uses its longest configured token lifetime).
+        #[arg(long, default_value = "60d", value_parser = parse_duration)]
+        event_retention: i64,
     },
 }
 
@@ -392,7 +396,10 @@ async fn admin_command<S: Backend>(
             );
             admin::issue_token(&server, store, &client, &user, scope.as_deref()).await?
         }
-        Command::Purge { dry_run } => admin::purge(store, now, dry_run).await?,
+        Command::Purge {
+            dry_run,
+            event_retention,
+        } => admin::purge(store, now, dry_run, event_retention).await?,
     })
 }
 

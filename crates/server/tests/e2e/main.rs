@@ -13,6 +13,7 @@ mod authorize;
 mod browser;
 mod cli;
 mod durability;
+mod feed;
 mod lifecycle;
 mod multinode;
 mod remote;
