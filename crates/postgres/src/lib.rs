@@ -45,13 +45,21 @@
 //!   tokens too. (One statement with data-modifying CTEs would share one snapshot and miss them;
 //!   reads would still fold in the grant's revocation, but the rows would keep `revoked_at` NULL
 //!   and outlive the purge retention.)
+//! * **The revocation feed** (`revocation_feed`, one counter row, and `revocation_events`) is
+//!   written by the revoking transaction itself, as its last write: `UPDATE revocation_feed SET
+//!   head = head + n … RETURNING head` numbers its events after every committed one, and the row
+//!   lock, held to commit, lines up event writers across nodes, so sequence numbers are gapless
+//!   and increase in commit order (details in the `feed` module). The full lock order is thus
+//!   grants, then tokens, then the feed row; `revoke_access_token` follows it too (its token's
+//!   grant `FOR SHARE`, then the token, then the feed), so a token revoked while its grant is
+//!   being revoked is announced before the grant or not at all, as in the memory store.
+//!   A page of events is read in one statement together with `head` and `floor`: one snapshot.
 //! * **Purge** deletes in batches of `batch_size` rows, each batch one statement that picks its
 //!   rows with `FOR UPDATE SKIP LOCKED` in a CTE and deletes them. Nodes purging at once take
 //!   disjoint batches, so each row is deleted (and counted) exactly once, nobody waits for anybody,
 //!   and a row some request is writing right now is skipped and left for the next purge. Grants
 //!   left without tokens are deleted window by window over `grant_id`, the same way.
-//! * Single-statement writes (`revoke_access_token`, inserts, the consent upsert) are atomic on
-//!   their own.
+//! * Single-statement writes (inserts, the consent upsert) are atomic on their own.
 //!
 //! ## Connection settings, and why
 //!
@@ -100,6 +108,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Connection as _, PgPool, Row as _};
 use tokenwarden_core::store::StoreError;
 
+mod feed;
 mod rows;
 mod store;
 

@@ -7,13 +7,14 @@
 //! rely on them.)
 
 use tokenwarden_core::crypto::TokenDigest;
+use tokenwarden_core::feed::{FeedPage, RevocationEvent, RevocationKind};
 use tokenwarden_core::model::{
     AccessTokenRecord, AccessTokenState, AuthorizationCodeRecord, AuthorizationCodeState, Client,
     Consent, Grant, GrantType, RefreshTokenRecord, RefreshTokenState, Scope, Session, User,
 };
 use tokenwarden_core::store::StoreError;
 
-fn corrupt(what: &str) -> StoreError {
+pub(crate) fn corrupt(what: &str) -> StoreError {
     StoreError::Unavailable(format!("corrupt row: {what}"))
 }
 
@@ -302,6 +303,69 @@ impl TryFrom<ConsentRow> for Consent {
     }
 }
 
+/// The feed's counter row joined with one event after the cursor (`feed::read_page`); the event
+/// columns are NULL on the single row returned when no event follows the cursor.
+#[derive(sqlx::FromRow)]
+pub(crate) struct FeedRow {
+    head: i64,
+    floor: i64,
+    seq: Option<i64>,
+    at: Option<i64>,
+    kind: Option<String>,
+    client_id: Option<String>,
+    token_digest: Option<Vec<u8>>,
+    grant_id: Option<String>,
+    subject: Option<String>,
+}
+
+fn feed_number(n: i64, column: &str) -> Result<u64, StoreError> {
+    u64::try_from(n).map_err(|_| corrupt(&format!("{column} is negative")))
+}
+
+impl FeedRow {
+    /// The rows of one `read_page` statement (ordered by `seq`) as a [`FeedPage`].
+    pub(crate) fn into_page(rows: Vec<FeedRow>) -> Result<FeedPage, StoreError> {
+        let Some(first) = rows.first() else {
+            return Err(corrupt("the revocation_feed row is missing"));
+        };
+        let head = feed_number(first.head, "revocation_feed.head")?;
+        let floor = feed_number(first.floor, "revocation_feed.floor")?;
+        let mut events = Vec::with_capacity(rows.len());
+        for row in rows {
+            if let Some(event) = row.event()? {
+                events.push(event);
+            }
+        }
+        Ok(FeedPage {
+            events,
+            head,
+            floor,
+        })
+    }
+
+    fn event(self) -> Result<Option<RevocationEvent>, StoreError> {
+        let Some(seq) = self.seq else {
+            return Ok(None);
+        };
+        let missing = |column: &str| corrupt(&format!("revocation_events.{column} is NULL"));
+        let kind = self.kind.ok_or_else(|| missing("kind"))?;
+        Ok(Some(RevocationEvent {
+            seq: feed_number(seq, "revocation_events.seq")?,
+            at: self.at.ok_or_else(|| missing("at"))?,
+            kind: RevocationKind::parse(&kind)
+                .ok_or_else(|| corrupt("revocation_events.kind is not a known kind"))?,
+            client_id: self.client_id.ok_or_else(|| missing("client_id"))?,
+            token: self
+                .token_digest
+                .as_deref()
+                .map(|d| digest(d, "revocation_events.token_digest"))
+                .transpose()?,
+            grant_id: self.grant_id,
+            subject: self.subject,
+        }))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -426,5 +490,60 @@ mod tests {
             matches!(&err, StoreError::Unavailable(m) if m.contains("consents.scope")),
             "{err:?}"
         );
+    }
+
+    fn feed_row(seq: Option<i64>, kind: Option<&str>, token: Option<Vec<u8>>) -> FeedRow {
+        FeedRow {
+            head: 9,
+            floor: 2,
+            seq,
+            at: seq.map(|s| 100 + s),
+            kind: kind.map(str::to_owned),
+            client_id: seq.map(|_| "app".to_owned()),
+            token_digest: token,
+            grant_id: None,
+            subject: None,
+        }
+    }
+
+    #[test]
+    fn feed_rows_become_a_page() {
+        let page = FeedRow::into_page(vec![feed_row(None, None, None)]).unwrap();
+        assert_eq!(
+            page,
+            FeedPage {
+                events: vec![],
+                head: 9,
+                floor: 2
+            }
+        );
+        let page = FeedRow::into_page(vec![
+            feed_row(Some(3), Some("token"), Some(vec![5; 32])),
+            feed_row(Some(4), Some("client"), None),
+        ])
+        .unwrap();
+        assert_eq!((page.head, page.floor), (9, 2));
+        assert_eq!(page.events.len(), 2);
+        assert_eq!(page.events[0].seq, 3);
+        assert_eq!(page.events[0].at, 103);
+        assert_eq!(page.events[0].kind, RevocationKind::Token);
+        assert_eq!(page.events[0].token, Some(TokenDigest([5; 32])));
+        assert_eq!(page.events[1].kind, RevocationKind::Client);
+        assert_eq!(page.events[1].client_id, "app");
+    }
+
+    #[test]
+    fn corrupt_feed_rows_are_unavailable() {
+        let err = FeedRow::into_page(vec![]).unwrap_err();
+        assert!(matches!(&err, StoreError::Unavailable(m) if m.contains("revocation_feed")));
+        let err = FeedRow::into_page(vec![feed_row(Some(1), Some("user"), None)]).unwrap_err();
+        assert!(matches!(&err, StoreError::Unavailable(m) if m.contains("revocation_events.kind")));
+        let err = FeedRow::into_page(vec![feed_row(Some(1), Some("token"), Some(vec![1; 3]))])
+            .unwrap_err();
+        assert!(
+            matches!(&err, StoreError::Unavailable(m) if m.contains("revocation_events.token_digest"))
+        );
+        let err = FeedRow::into_page(vec![feed_row(Some(-1), Some("grant"), None)]).unwrap_err();
+        assert!(matches!(&err, StoreError::Unavailable(m) if m.contains("revocation_events.seq")));
     }
 }

@@ -6,6 +6,7 @@
 use sqlx::{PgConnection, PgExecutor, Postgres, Transaction};
 use tokenwarden_core::clock::Timestamp;
 use tokenwarden_core::crypto::TokenDigest;
+use tokenwarden_core::feed::{FeedPage, NewRevocation, RevocationKind};
 use tokenwarden_core::model::{
     AccessTokenRecord, AccessTokenState, AuthorizationCodeRecord, AuthorizationCodeState, Client,
     Consent, Grant, RefreshTokenRecord, RefreshTokenState, Session, User,
@@ -15,6 +16,7 @@ use tokenwarden_core::store::{
     RotationInput, Store, StoreError,
 };
 
+use crate::feed::{append_events, count_purgeable_sql, purge_events, read_page};
 use crate::rows::{
     grant_type_names, AccessStateRow, AuthorizationCodeRow, ClientRow, ConsentRow, GrantRow,
     RefreshStateRow, SessionRow, UserRow, ACCESS_STATE_SELECT, CLIENT_COLUMNS, CODE_SELECT,
@@ -178,7 +180,9 @@ fn grant_filter_sql(filter: &GrantFilter, first: usize) -> (String, Vec<&str>) {
 
 /// Revokes the active grants selected by `cond` (a `WHERE` fragment over `grants` whose
 /// parameters `$1`… are bound from `args`) and every unrevoked token in them, stamping `now`.
-/// Returns how many grants were active before. Runs inside the caller's transaction.
+/// Returns the `Grant` event of each grant that was active before (in `grant_id` order), for the
+/// caller to append — or not: a deleted client is announced by one `Client` event instead. Runs
+/// inside the caller's transaction and leaves the feed to it, so the feed row stays its last lock.
 ///
 /// The grants are locked first, in `grant_id` order (`FOR NO KEY UPDATE`, the lock rotation takes
 /// on its grant): concurrent revocations and rotations of a family take their locks in the same
@@ -189,7 +193,7 @@ async fn revoke_grants_where(
     cond: &str,
     args: &[&str],
     now: Timestamp,
-) -> Result<u64, StoreError> {
+) -> Result<Vec<NewRevocation>, StoreError> {
     let sql = format!(
         "SELECT grant_id FROM grants WHERE revoked_at IS NULL AND {cond} \
          ORDER BY grant_id FOR NO KEY UPDATE"
@@ -200,18 +204,20 @@ async fn revoke_grants_where(
     }
     let ids: Vec<String> = q.fetch_all(&mut *conn).await.map_err(db_err)?;
     if ids.is_empty() {
-        return Ok(0);
+        return Ok(Vec::new());
     }
     // The locked rows cannot have changed since: each of these matches exactly what it names.
-    let revoked = sqlx::query(
-        "UPDATE grants SET revoked_at = $1 WHERE grant_id = ANY($2) AND revoked_at IS NULL",
+    let mut revoked: Vec<(String, String, String)> = sqlx::query_as(
+        "UPDATE grants SET revoked_at = $1 WHERE grant_id = ANY($2) AND revoked_at IS NULL \
+         RETURNING grant_id, client_id, username",
     )
     .bind(now)
     .bind(&ids)
-    .execute(&mut *conn)
+    .fetch_all(&mut *conn)
     .await
-    .map_err(db_err)?
-    .rows_affected();
+    .map_err(db_err)?;
+    // `RETURNING` comes in no particular order; the feed gets the grants in key order.
+    revoked.sort_unstable();
     for table in ["access_tokens", "refresh_tokens"] {
         let sql = format!(
             "UPDATE {table} SET revoked_at = $1 WHERE grant_id = ANY($2) AND revoked_at IS NULL"
@@ -223,7 +229,16 @@ async fn revoke_grants_where(
             .await
             .map_err(db_err)?;
     }
-    Ok(revoked)
+    Ok(revoked
+        .into_iter()
+        .map(|(grant_id, client_id, username)| NewRevocation {
+            kind: RevocationKind::Grant,
+            client_id,
+            token: None,
+            grant_id: Some(grant_id),
+            subject: Some(username),
+        })
+        .collect())
 }
 
 impl Store for PostgresStore {
@@ -423,16 +438,54 @@ impl Store for PostgresStore {
         digest: &TokenDigest,
         now: Timestamp,
     ) -> Result<(), StoreError> {
-        // Keeps the first revocation time (retention counts from it), like `get_or_insert`.
+        let mut tx = self.begin().await?;
+        // The token's grant first, if it has one (the crate docs' lock order: grants, tokens,
+        // the feed). `FOR SHARE` conflicts with the `FOR NO KEY UPDATE` that revocation and
+        // rotation take on it, not with other token revocations: a revocation of the grant in
+        // flight finishes first (and the `UPDATE` below, a new statement, sees it), or waits for
+        // this transaction's commit (and its `Grant` event follows our `Token` event), as one
+        // after the other in the memory store.
         sqlx::query(
-            "UPDATE access_tokens SET revoked_at = $2 WHERE digest = $1 AND revoked_at IS NULL",
+            "SELECT 1 FROM grants \
+             WHERE grant_id = (SELECT grant_id FROM access_tokens WHERE digest = $1) \
+             FOR SHARE",
+        )
+        .bind(digest.as_bytes().as_slice())
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        // As in the memory store, only a token that is not revoked yet — neither itself nor
+        // through its grant (revoked, or gone) — is stamped and announced; the first revocation
+        // time is kept (retention counts from it). A client deletion stamping this row
+        // concurrently makes this `UPDATE` wait for it, re-check `revoked_at IS NULL` and match
+        // nothing.
+        let revoked: Option<(String, Option<String>)> = sqlx::query_as(
+            "UPDATE access_tokens a SET revoked_at = $2 \
+             WHERE a.digest = $1 AND a.revoked_at IS NULL \
+               AND (a.grant_id IS NULL \
+                    OR EXISTS (SELECT 1 FROM grants g \
+                               WHERE g.grant_id = a.grant_id AND g.revoked_at IS NULL)) \
+             RETURNING a.client_id, a.grant_id",
         )
         .bind(digest.as_bytes().as_slice())
         .bind(now)
-        .execute(&self.pool)
+        .fetch_optional(&mut *tx)
         .await
         .map_err(db_err)?;
-        Ok(())
+        let Some((client_id, grant_id)) = revoked else {
+            // Unknown or already revoked: nothing written, nothing announced.
+            tx.rollback().await.map_err(db_err)?;
+            return Ok(());
+        };
+        let event = NewRevocation {
+            kind: RevocationKind::Token,
+            client_id,
+            token: Some(*digest),
+            grant_id,
+            subject: None,
+        };
+        append_events(&mut tx, &[event], now).await?;
+        tx.commit().await.map_err(db_err)
     }
 
     async fn revoke_grant(&self, grant_id: &str, now: Timestamp) -> Result<bool, StoreError> {
@@ -440,9 +493,15 @@ impl Store for PostgresStore {
             return Ok(false);
         }
         let mut tx = self.begin().await?;
-        let revoked = revoke_grants_where(&mut tx, "grant_id = $1", &[grant_id], now).await?;
+        let events = revoke_grants_where(&mut tx, "grant_id = $1", &[grant_id], now).await?;
+        // The feed last: the grant and its tokens are locked and stamped already.
+        append_events(&mut tx, &events, now).await?;
         tx.commit().await.map_err(db_err)?;
-        Ok(revoked > 0)
+        Ok(!events.is_empty())
+    }
+
+    async fn revocation_events(&self, after: u64, limit: u32) -> Result<FeedPage, StoreError> {
+        read_page(&self.pool, after, limit).await
     }
 }
 
@@ -539,7 +598,11 @@ impl AdminStore for PostgresStore {
             .execute(&mut *tx)
             .await
             .map_err(db_err)?;
-        let revoked = revoke_grants_where(&mut tx, "client_id = $1", &[client_id], now).await?;
+        // The grants' own events are not announced: the one `Client` event below covers every
+        // token issued to the client.
+        let revoked = revoke_grants_where(&mut tx, "client_id = $1", &[client_id], now)
+            .await?
+            .len() as u64;
         // Its grant-less (client_credentials) access tokens end with it too.
         sqlx::query(
             "UPDATE access_tokens SET revoked_at = $1 WHERE client_id = $2 AND revoked_at IS NULL",
@@ -549,6 +612,14 @@ impl AdminStore for PostgresStore {
         .execute(&mut *tx)
         .await
         .map_err(db_err)?;
+        let event = NewRevocation {
+            kind: RevocationKind::Client,
+            client_id: client_id.to_owned(),
+            token: None,
+            grant_id: None,
+            subject: None,
+        };
+        append_events(&mut tx, &[event], now).await?;
         tx.commit().await.map_err(db_err)?;
         Ok(Some(revoked))
     }
@@ -604,9 +675,11 @@ impl AdminStore for PostgresStore {
         }
         let (cond, args) = grant_filter_sql(filter, 1);
         let mut tx = self.begin().await?;
-        let revoked = revoke_grants_where(&mut tx, &cond, &args, now).await?;
+        let events = revoke_grants_where(&mut tx, &cond, &args, now).await?;
+        // One append for all of them, last: one `Grant` event per grant this call revoked.
+        append_events(&mut tx, &events, now).await?;
         tx.commit().await.map_err(db_err)?;
-        Ok(revoked)
+        Ok(events.len() as u64)
     }
 
     async fn purge(
@@ -616,8 +689,9 @@ impl AdminStore for PostgresStore {
         dry_run: bool,
     ) -> Result<PurgeCounts, StoreError> {
         let cutoff = now.saturating_sub(policy.revoked_retention);
+        let event_cutoff = now.saturating_sub(policy.event_retention);
         if dry_run {
-            return purge_counts(&self.pool, now, cutoff).await;
+            return purge_counts(&self.pool, now, cutoff, event_cutoff).await;
         }
         // A batch of 0 would never finish; treat it as 1.
         let batch = policy.batch_size.max(1);
@@ -647,6 +721,7 @@ impl AdminStore for PostgresStore {
             *count = delete_in_batches(&self.pool, &sql, now, cutoff, batch).await?;
         }
         counts.grants = delete_tokenless_grants(&self.pool, batch).await?;
+        counts.revocation_events = purge_events(&self.pool, event_cutoff, batch).await?;
         Ok(counts)
     }
 }
@@ -743,6 +818,7 @@ async fn purge_counts(
     pool: &sqlx::PgPool,
     now: Timestamp,
     cutoff: Timestamp,
+    event_cutoff: Timestamp,
 ) -> Result<PurgeCounts, StoreError> {
     // The negation of DEAD_TOKEN written out, because NOT of a NULL comparison is NULL too.
     let live = |t: &str| {
@@ -756,14 +832,17 @@ async fn purge_counts(
             WHERE NOT EXISTS (SELECT 1 FROM access_tokens a WHERE a.grant_id = g.grant_id AND {}) \
               AND NOT EXISTS (SELECT 1 FROM refresh_tokens r WHERE r.grant_id = g.grant_id AND {})), \
            (SELECT count(*) FROM authorization_codes WHERE {DEAD_CODE}), \
-           (SELECT count(*) FROM sessions WHERE {DEAD_SESSION})",
+           (SELECT count(*) FROM sessions WHERE {DEAD_SESSION}), \
+           {}",
         live("a"),
         live("r"),
+        count_purgeable_sql(3),
     );
-    let (access, refresh, grants, codes, sessions): (i64, i64, i64, i64, i64) =
+    let (access, refresh, grants, codes, sessions, events): (i64, i64, i64, i64, i64, i64) =
         sqlx::query_as(&sql)
             .bind(now)
             .bind(cutoff)
+            .bind(event_cutoff)
             .fetch_one(pool)
             .await
             .map_err(db_err)?;
@@ -774,6 +853,7 @@ async fn purge_counts(
         grants: count(grants),
         authorization_codes: count(codes),
         sessions: count(sessions),
+        revocation_events: count(events),
     })
 }
 

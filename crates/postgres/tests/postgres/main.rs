@@ -1,7 +1,8 @@
 //! Integration tests of the PostgreSQL store against a real server: the shared conformance suite
 //! (every case in a schema of its own), the compare-and-sets raced across two connection pools —
-//! two nodes — purge from several nodes at once, migrations applied by nodes starting together,
-//! the session settings in effect, and a differential run against the reference `MemoryStore`.
+//! two nodes — the revocation feed's numbering across nodes, purge from several nodes at once,
+//! migrations applied by nodes starting together, the session settings in effect, and a
+//! differential run against the reference `MemoryStore`.
 //!
 //! Every test that needs PostgreSQL is `#[ignore]`d, so a plain `cargo test` passes without one;
 //! `scripts/test` starts a server (`scripts/postgres.sh`) and runs them with `--ignored`, the URL
@@ -19,6 +20,7 @@
 mod concurrency;
 mod conformance;
 mod differential;
+mod feed;
 mod migrations;
 mod purge;
 mod semantics;

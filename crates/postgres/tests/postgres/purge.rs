@@ -80,6 +80,7 @@ fn sum(counts: &[PurgeCounts]) -> PurgeCounts {
             grants: acc.grants + c.grants,
             authorization_codes: acc.authorization_codes + c.authorization_codes,
             sessions: acc.sessions + c.sessions,
+            revocation_events: acc.revocation_events + c.revocation_events,
         })
 }
 
@@ -101,6 +102,7 @@ async fn purge_from_three_nodes_at_once_deletes_each_row_once() {
         let policy = PurgePolicy {
             revoked_retention: RETENTION,
             batch_size: 7,
+            ..PurgePolicy::default()
         };
         let expected = PurgeCounts {
             access_tokens: 3 * DEAD as u64,
@@ -108,6 +110,7 @@ async fn purge_from_three_nodes_at_once_deletes_each_row_once() {
             grants: DEAD as u64,
             authorization_codes: DEAD as u64,
             sessions: DEAD as u64,
+            revocation_events: 0,
         };
         assert_eq!(
             nodes[0].purge(NOW, policy, true).await.unwrap(),
@@ -157,6 +160,7 @@ async fn purge_skips_rows_locked_by_a_transaction_in_flight() {
         let policy = PurgePolicy {
             revoked_retention: RETENTION,
             batch_size: 2,
+            ..PurgePolicy::default()
         };
         // Another node's transaction holds one dead session (and one dead grant-less token).
         let mut holder = schema.raw().await;
