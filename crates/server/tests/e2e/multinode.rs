@@ -299,3 +299,53 @@ async fn kill_9_of_one_node_mid_load_loses_no_answered_token() {
         answered.len()
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs PostgreSQL (scripts/test starts it and sets TOKENWARDEN_TEST_POSTGRES_URL)"]
+async fn revocations_on_one_node_reach_feed_subscribers_of_the_other() {
+    use crate::feed::Feed;
+    let db = fresh_database("feed").await;
+    let rs = db.client("rs", &["--introspect"]);
+    let svc = db.client("svc", &[]);
+    let a = db.start(&[]);
+    let b = db.start(&[]);
+    let mut feed = Feed::open(&b, &rs, None).await;
+    assert_eq!(feed.next().await.unwrap().event, "ready");
+    let mut delays = Vec::new();
+    for i in 1..=50u64 {
+        let (status, body) = json_of(
+            post_form(
+                &a.url("/oauth2/token"),
+                &svc.0,
+                &svc.1,
+                &[("grant_type", "client_credentials")],
+            )
+            .await,
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+        let token = body["access_token"].as_str().unwrap();
+        let r = post_form(
+            &a.url("/oauth2/revoke"),
+            &svc.0,
+            &svc.1,
+            &[("token", token)],
+        )
+        .await;
+        assert_eq!(r.status(), 200);
+        // From the revocation's 200 on node A to the event on node B's feed.
+        let answered = Instant::now();
+        let e = feed.revoked().await;
+        delays.push(answered.elapsed());
+        assert_eq!(e["seq"].as_u64(), Some(i), "gapless, in order");
+        assert_eq!(e["kind"], "token");
+    }
+    delays.sort();
+    let (p50, p99) = (delays[delays.len() / 2], delays[delays.len() * 99 / 100]);
+    println!("feed across nodes: revoke on A → event on B's feed, 50 revocations: p50 {p50:?}, p99 {p99:?}, max {:?}", delays[delays.len() - 1]);
+    assert!(delays.iter().all(|d| d.as_millis() < 1000), "{delays:?}");
+    assert_eq!(
+        pg_scalar(&db.url(), "SELECT head FROM revocation_feed").await,
+        50
+    );
+}
