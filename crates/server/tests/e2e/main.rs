@@ -16,5 +16,6 @@ mod durability;
 mod feed;
 mod lifecycle;
 mod multinode;
+mod protect;
 mod remote;
 mod wire;

@@ -4,7 +4,7 @@
 #![allow(clippy::disallowed_methods)] // wall-clock timings are reported, never asserted
 
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
@@ -348,4 +348,30 @@ async fn revocations_on_one_node_reach_feed_subscribers_of_the_other() {
         pg_scalar(&db.url(), "SELECT head FROM revocation_feed").await,
         50
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "needs PostgreSQL (scripts/test starts it and sets TOKENWARDEN_TEST_POSTGRES_URL)"]
+async fn an_api_subscribed_to_node_b_rejects_tokens_revoked_on_node_a() {
+    use crate::protect::{client_credentials, percentiles, revoke_and_time_rejection, Api};
+    let db = fresh_database("protect").await;
+    let rs = db.client("rs", &["--introspect"]);
+    let svc = db.client("svc", &["--scope", "read"]);
+    let a = db.start(&[]);
+    let b = db.start(&[]);
+    let api = Api::start(|builder| builder.issuer(b.base.clone()), &rs).await;
+    api.wait_for_feed().await;
+    let mut delays = Vec::new();
+    for _ in 0..50 {
+        let token = client_credentials(&a, &svc).await;
+        assert_eq!(api.status(&token).await, 200);
+        assert_eq!(api.status(&token).await, 200);
+        delays.push(revoke_and_time_rejection(&a, &svc, &api, &token).await);
+    }
+    let (p50, p99, max) = percentiles(delays);
+    let stats = api.validator.stats();
+    println!("revoke on node A → API subscribed to node B rejects (PostgreSQL, 50 revocations): p50 {p50:?}, p99 {p99:?}, max {max:?}; layer: {stats:?}");
+    assert!(max < Duration::from_secs(1), "max {max:?}");
+    assert_eq!(stats.evictions.token, 50);
+    assert_eq!(stats.introspections, 100);
 }
