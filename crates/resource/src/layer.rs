@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
+use futures_util::future::{ready, Either, Ready};
 use http::{Request, Response};
 use tower::{Layer, Service};
 use tracing::error;
@@ -110,6 +111,32 @@ impl BearerLayer {
         &self.shared.policy.required
     }
 
+    /// The synchronous part of [`Self::authorize`]: `Some` when the answer needs no
+    /// introspection (a rejection of the header, or a cached outcome), `None` otherwise.
+    fn authorize_now(
+        &self,
+        headers: &http::HeaderMap,
+    ) -> Option<Result<Arc<TokenClaims>, Rejection>> {
+        let LayerShared { validator, policy } = self.shared.as_ref();
+        if policy.misconfigured {
+            return Some(Err(Rejection::Misconfigured));
+        }
+        let token = match bearer_token(headers) {
+            Ok(Some(token)) => token,
+            Ok(None) => return Some(Err(Rejection::MissingToken)),
+            Err(rejection) => return Some(Err(rejection)),
+        };
+        let claims = match validator.validate_cached(token)? {
+            Ok(claims) => claims,
+            Err(ValidationError::InvalidToken) => return Some(Err(Rejection::InvalidToken)),
+            Err(ValidationError::Unavailable) => return Some(Err(Rejection::Unavailable)),
+        };
+        if !claims.has_scopes(policy.required.iter().map(String::as_str)) {
+            return Some(Err(Rejection::InsufficientScope));
+        }
+        Some(Ok(claims))
+    }
+
     async fn authorize(&self, headers: &http::HeaderMap) -> Result<Arc<TokenClaims>, Rejection> {
         let LayerShared { validator, policy } = self.shared.as_ref();
         if policy.misconfigured {
@@ -162,19 +189,39 @@ where
 {
     type Response = Response<ResBody>;
     type Error = S::Error;
-    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>;
+    /// The inner service's own future on the fast path (a cached token: no allocation, no
+    /// clone of the inner service), a ready answer for a rejection decided without I/O, and a
+    /// boxed future only when the token has to be introspected.
+    type Future = Either<
+        S::Future,
+        Either<
+            Ready<Result<Self::Response, Self::Error>>,
+            Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>> + Send>>,
+        >,
+    >;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
+        match self.layer.authorize_now(request.headers()) {
+            Some(Ok(claims)) => {
+                request.extensions_mut().insert(claims);
+                // `self.inner` is the instance `poll_ready` was called on.
+                return Either::Left(self.inner.call(request));
+            }
+            Some(Err(rejection)) => {
+                return Either::Right(Either::Left(ready(Ok(self.layer.reject(rejection)))));
+            }
+            None => {}
+        }
         // The clone may not be ready; the instance polled ready goes into the future (tower's
         // "clone and swap" idiom).
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let layer = self.layer.clone();
-        Box::pin(async move {
+        Either::Right(Either::Right(Box::pin(async move {
             match layer.authorize(request.headers()).await {
                 Ok(claims) => {
                     request.extensions_mut().insert(claims);
@@ -182,6 +229,6 @@ where
                 }
                 Err(rejection) => Ok(layer.reject(rejection)),
             }
-        })
+        })))
     }
 }

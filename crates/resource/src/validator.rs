@@ -170,6 +170,15 @@ impl Validator {
         self.introspect_shared(token, digest).await
     }
 
+    /// The answer from the cache alone, without waiting: `None` when the token must be
+    /// introspected (not cached, or the cache may not be used now). The layer's fast path.
+    pub(crate) fn validate_cached(
+        &self,
+        token: &str,
+    ) -> Option<Result<Arc<TokenClaims>, ValidationError>> {
+        self.cached(&TokenDigest::of(token)).map(outcome_result)
+    }
+
     /// The cached outcome, if the cache may be used now and holds a live entry.
     fn cached(&self, digest: &TokenDigest) -> Option<Outcome> {
         let shared = &self.shared;
