@@ -90,8 +90,19 @@ pub(crate) async fn append_events(
     .execute(&mut *conn)
     .await
     .map_err(db_err)?;
+    // Delivered at commit (never for a rolled-back transaction), to every node LISTENing: their
+    // feeds read the new events at once instead of at their next poll.
+    sqlx::query("SELECT pg_notify($1, $2)")
+        .bind(NOTIFY_CHANNEL)
+        .bind(head.to_string())
+        .execute(&mut *conn)
+        .await
+        .map_err(db_err)?;
     Ok(())
 }
+
+/// The `NOTIFY` channel of committed revocation events; the payload is the new head.
+pub const NOTIFY_CHANNEL: &str = "tokenwarden_revocations";
 
 /// Events with `seq > after`, oldest first, at most `limit`, with the feed's `head` and `floor`:
 /// one statement, so one snapshot.

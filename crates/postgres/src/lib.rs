@@ -242,6 +242,42 @@ impl PostgresStore {
         self.pool.close().await;
     }
 
+    /// Calls `wake` whenever any node commits revocation events (PostgreSQL `LISTEN` on the
+    /// `tokenwarden_revocations` channel), until the store is closed. Runs on its own connection, outside
+    /// the pool; reconnects after a failure (events committed meanwhile are still read by the
+    /// feed's periodic poll). Needs a Tokio runtime.
+    pub fn watch_revocations(&self, wake: std::sync::Arc<dyn Fn() + Send + Sync>) {
+        let pool = self.pool.clone();
+        tokio::spawn(async move {
+            loop {
+                if pool.is_closed() {
+                    return;
+                }
+                match sqlx::postgres::PgListener::connect_with(&pool).await {
+                    Ok(mut listener) => {
+                        if let Err(e) = listener.listen(feed::NOTIFY_CHANNEL).await {
+                            tracing::warn!(error = %e, "LISTEN for revocation events failed");
+                        } else {
+                            // A notification can have been missed while (re)connecting.
+                            wake();
+                            while let Ok(notification) = listener.recv().await {
+                                let _ = notification;
+                                wake();
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "LISTEN connection for revocation events failed")
+                    }
+                }
+                if pool.is_closed() {
+                    return;
+                }
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            }
+        });
+    }
+
     /// The settings in effect on a pooled connection.
     pub async fn session_settings(&self) -> Result<SessionSettings, StoreError> {
         let row = sqlx::query(

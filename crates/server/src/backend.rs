@@ -3,6 +3,7 @@
 //! monomorphized for each store, so the request path pays no dynamic dispatch.
 
 use std::future::Future;
+use std::sync::Arc;
 
 use anyhow::{bail, Context as _};
 use tokenwarden_core::store::memory::MemoryStore;
@@ -14,17 +15,27 @@ use tokenwarden_sqlite::SqliteStore;
 pub trait Backend: AccountStore + Health + Send + Sync + 'static {
     /// Flushes and closes (graceful shutdown, end of an admin command).
     fn shutdown(&self) -> impl Future<Output = ()> + Send;
+    /// Calls `wake` when another process commits revocation events, if the database can say so;
+    /// the revocation feed polls in any case.
+    fn watch_revocations(&self, wake: Arc<dyn Fn() + Send + Sync>);
 }
 
 impl Backend for SqliteStore {
     async fn shutdown(&self) {
         self.close().await;
     }
+    fn watch_revocations(&self, _wake: Arc<dyn Fn() + Send + Sync>) {
+        // SQLite has no cross-process notification: the feed's poll picks up the admin CLI's
+        // revocations; this process's own wake the feed directly.
+    }
 }
 
 impl Backend for PostgresStore {
     async fn shutdown(&self) {
         self.close().await;
+    }
+    fn watch_revocations(&self, wake: Arc<dyn Fn() + Send + Sync>) {
+        PostgresStore::watch_revocations(self, wake);
     }
 }
 

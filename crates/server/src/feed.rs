@@ -1,10 +1,10 @@
 //! `GET /oauth2/revocations`: the revocation feed as Server-Sent Events (docs/revocation-feed.md).
 //!
 //! The core checks the request and reads events; this module owns the connections. One pump per
-//! node follows the feed's head while anybody is subscribed — it reads the store every
-//! `poll` interval (so events committed by other nodes on the same PostgreSQL database, or by
-//! the admin CLI, arrive within one interval), and at once when this node's own endpoints revoke
-//! something ([`FeedHub::poke`]). Each subscription waits on the head and reads the events after
+//! node follows the feed's head while anybody is subscribed — it reads the store at once when
+//! this node's own endpoints revoke something ([`FeedHub::poke`]) or when PostgreSQL notifies a
+//! commit by another node ([`FeedHub::waker`]), and otherwise every `poll` interval (events
+//! written by the admin CLI on SQLite, or a missed notification, arrive within one interval). Each subscription waits on the head and reads the events after
 //! its cursor from the store, so a slow subscriber never holds events in memory for others.
 
 use std::collections::VecDeque;
@@ -31,7 +31,7 @@ const PAGE: u32 = 500;
 pub struct FeedHub {
     head: watch::Sender<u64>,
     subscribers: AtomicUsize,
-    wake: Notify,
+    wake: Arc<Notify>,
     pump_started: AtomicBool,
     closing: watch::Sender<bool>,
     poll: Duration,
@@ -45,7 +45,7 @@ impl FeedHub {
         Self {
             head: watch::Sender::new(0),
             subscribers: AtomicUsize::new(0),
-            wake: Notify::new(),
+            wake: Arc::new(Notify::new()),
             pump_started: AtomicBool::new(false),
             closing: watch::Sender::new(false),
             poll: poll.max(Duration::from_millis(1)),
@@ -56,6 +56,13 @@ impl FeedHub {
     /// Something was revoked on this node: read the head now instead of at the next poll.
     pub fn poke(&self) {
         self.wake.notify_one();
+    }
+
+    /// A handle for the store's change notifications (PostgreSQL `LISTEN`): wakes the pump like
+    /// [`Self::poke`].
+    pub fn waker(&self) -> Arc<dyn Fn() + Send + Sync> {
+        let wake = Arc::clone(&self.wake);
+        Arc::new(move || wake.notify_one())
     }
 
     /// Ends every subscription (graceful shutdown: SSE responses never end on their own).

@@ -71,6 +71,7 @@ async fn run_with<S: Backend>(args: ServeArgs, store: S) -> anyhow::Result<()> {
         ))
         .with_feed(feed),
     );
+    state.server.store().watch_revocations(state.feed.waker());
     if args.demo {
         demo(&state.server).await.context("--demo setup failed")?;
     }
