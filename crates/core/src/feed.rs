@@ -248,25 +248,31 @@ impl<S: Store> AuthorizationServer<S> {
 
 fn parse_cursor(request: &Request<Bytes>) -> Result<Option<u64>, OAuthError> {
     let bad = || OAuthError::invalid_request("the cursor must be a sequence number (0 or more)");
-    if let Some(value) = request.headers().get("last-event-id") {
-        let text = value.to_str().map_err(|_| bad())?.trim();
-        return text.parse::<u64>().map(Some).map_err(|_| bad());
-    }
-    let Some(query) = request.uri().query().filter(|q| !q.is_empty()) else {
-        return Ok(None);
+    // Digits only: `u64::from_str` would also take `+5`.
+    let number = |text: &str| {
+        if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(bad());
+        }
+        text.parse::<u64>().map_err(|_| bad())
     };
-    let form = crate::wire::parse_form(query.as_bytes())?;
-    for name in form.names() {
-        if name != "since" {
-            return Err(OAuthError::invalid_request(
-                "unknown query parameter (only `since` is accepted)",
-            ));
+    let mut since = None;
+    if let Some(query) = request.uri().query().filter(|q| !q.is_empty()) {
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+            if name != "since" || since.is_some() {
+                return Err(OAuthError::invalid_request(
+                    "only one query parameter is accepted: `since`",
+                ));
+            }
+            since = Some(number(value)?);
         }
     }
-    match form.get("since") {
-        Some(text) => text.parse::<u64>().map(Some).map_err(|_| bad()),
-        None => Ok(None),
+    // `Last-Event-ID` (what an EventSource sends on reconnect) wins over the URL.
+    if let Some(value) = request.headers().get("last-event-id") {
+        let text = value.to_str().map_err(|_| bad())?.trim();
+        return number(text).map(Some);
     }
+    Ok(since)
 }
 
 /// The first frame of every subscription: the reconnect delay, the cursor the stream starts

@@ -19,6 +19,7 @@ use bytes::Bytes;
 use tokenwarden_core::feed::{
     sse_event, sse_ready, sse_response_head, sse_resync, FeedStart, SSE_KEEPALIVE,
 };
+use tokenwarden_core::model::Client;
 use tokenwarden_core::store::Store;
 use tokio::sync::{watch, Notify};
 
@@ -127,6 +128,10 @@ impl<S: Store + 'static> Drop for Subscribed<S> {
 
 struct Subscription<S: Store + 'static> {
     guard: Subscribed<S>,
+    /// The subscriber's registration when it connected: the stream ends when that changes.
+    client: Client,
+    /// When the registration was last checked.
+    checked: tokio::time::Instant,
     cursor: u64,
     head: watch::Receiver<u64>,
     closing: watch::Receiver<bool>,
@@ -146,7 +151,33 @@ impl<S: Store + 'static> Subscription<S> {
             if self.done || *self.closing.borrow() {
                 return None;
             }
+            if self.checked.elapsed() >= self.guard.0.feed.heartbeat {
+                if !self.still_authorized().await {
+                    return None;
+                }
+                self.checked = tokio::time::Instant::now();
+            }
             let head = *self.head.borrow_and_update();
+            if head < self.cursor {
+                // Either this subscription read events the pump has not seen yet (harmless), or
+                // the database went back in time (restored from a backup): the store decides.
+                match self.guard.0.server.store().revocation_events(0, 0).await {
+                    Ok(page) if page.head < self.cursor => {
+                        self.frames.push_back(sse_resync(
+                            page.head,
+                            "the feed's head went back (was the database restored?)",
+                        ));
+                        self.cursor = page.head;
+                        continue;
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::warn!(error = %e, "revocation feed: reading the head failed");
+                        self.done = true;
+                        continue;
+                    }
+                }
+            }
             if head > self.cursor {
                 let state = &self.guard.0;
                 match state
@@ -169,11 +200,9 @@ impl<S: Store + 'static> Subscription<S> {
                             self.cursor = event.seq;
                         }
                         if page.events.is_empty() {
-                            // The pump saw a head this snapshot does not: wait for the next one.
-                            self.cursor = self.cursor.max(page.head.min(head));
-                            if page.head < head {
-                                tokio::time::sleep(state.feed.poll).await;
-                            }
+                            // A head without its events (a store whose reads are not one
+                            // snapshot): never skip ahead; read again after a poll interval.
+                            tokio::time::sleep(state.feed.poll).await;
                         }
                     }
                     Err(e) => {
@@ -197,6 +226,41 @@ impl<S: Store + 'static> Subscription<S> {
             }
         }
     }
+
+    /// The subscriber is still registered as it was at connect time: same secret, still a
+    /// resource server. A rotated secret, a deleted client or a dropped `--introspect` ends the
+    /// stream (the reconnect is then authenticated afresh).
+    async fn still_authorized(&self) -> bool {
+        match self
+            .guard
+            .0
+            .server
+            .store()
+            .find_client(&self.client.client_id)
+            .await
+        {
+            Ok(Some(now)) => {
+                let same = now.introspect
+                    && match (now.secret_digest, self.client.secret_digest) {
+                        (Some(a), Some(b)) => a.ct_eq(&b),
+                        _ => false,
+                    };
+                if !same {
+                    tracing::info!(client_id = %self.client.client_id, "revocation feed: subscriber's registration changed; closing");
+                }
+                same
+            }
+            Ok(None) => {
+                tracing::info!(client_id = %self.client.client_id, "revocation feed: subscriber deleted; closing");
+                false
+            }
+            // A store error ends the stream too; the subscriber reconnects from its cursor.
+            Err(e) => {
+                tracing::warn!(error = %e, "revocation feed: re-checking the subscriber failed");
+                false
+            }
+        }
+    }
 }
 
 /// Handles `GET /oauth2/revocations`.
@@ -205,6 +269,20 @@ pub async fn subscribe<S: Store + 'static>(
     request: http::Request<Bytes>,
 ) -> Result<Response, http::Response<Bytes>> {
     let subscription = state.server.authorize_revocation_feed(&request).await?;
+    let unavailable = || {
+        tokenwarden_core::wire::error_response(
+            &tokenwarden_core::error::OAuthError::unavailable().into(),
+        )
+    };
+    let client = match state
+        .server
+        .store()
+        .find_client(&subscription.client_id)
+        .await
+    {
+        Ok(Some(client)) => client,
+        _ => return Err(unavailable()),
+    };
     let page = match state.server.revocation_events(0, 0).await {
         Ok(page) => page,
         Err(e) => {
@@ -243,6 +321,8 @@ pub async fn subscribe<S: Store + 'static>(
     );
     let sub = Subscription {
         guard,
+        client,
+        checked: tokio::time::Instant::now(),
         cursor,
         head: hub.head.subscribe(),
         closing: hub.closing.subscribe(),

@@ -175,6 +175,16 @@ async fn feed_rejects_bad_cursors_and_unknown_parameters() {
         get().with_uri("/oauth2/revocations?since=1.5"),
         get().with_uri("/oauth2/revocations?cursor=1"),
         get().with_uri("/oauth2/revocations?since=1&client_secret=x"),
+        get().with_uri("/oauth2/revocations?since="),
+        get().with_uri("/oauth2/revocations?since=%2B5"),
+        get().with_uri("/oauth2/revocations?since=1&since=2"),
+        get().with_uri("/oauth2/revocations?x="),
+        get().header(http::HeaderName::from_static("last-event-id"), "+5"),
+        get().header(http::HeaderName::from_static("last-event-id"), ""),
+        // The query is checked even when Last-Event-ID is present.
+        get()
+            .with_uri("/oauth2/revocations?token=abc")
+            .header(http::HeaderName::from_static("last-event-id"), "3"),
     ] {
         subscribe(&h, req)
             .await

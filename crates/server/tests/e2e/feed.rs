@@ -342,3 +342,23 @@ async fn shutdown_ends_open_subscriptions_and_exits_cleanly() {
     assert!(status.0.success(), "exit {:?}: {}", status.0, status.1);
     assert!(status.1.contains("shut down cleanly"), "{}", status.1);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_subscription_ends_when_its_client_secret_is_rotated() {
+    let db = TempDb::new();
+    let rs = db.client("rs", &["--introspect"]);
+    let server = db.start(&["--feed-heartbeat", "1"]);
+    let mut feed = Feed::open(&server, &rs, None).await;
+    assert_eq!(feed.next().await.unwrap().event, "ready");
+    let rotated = db.json(&["client", "rotate-secret", "rs"]);
+    assert!(rotated["client_secret"].is_string());
+    // Checked at least once per heartbeat: the stream ends, and the old secret no longer connects.
+    assert_eq!(feed.next().await, None);
+    let r = http()
+        .get(server.url("/oauth2/revocations"))
+        .basic_auth(&rs.0, Some(&rs.1))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+}
