@@ -44,6 +44,14 @@ impl TokenDigest {
     pub fn jti(&self) -> String {
         URL_SAFE_NO_PAD.encode(self.0.get(..16).unwrap_or(&self.0))
     }
+    /// [`Self::jti`] written into `buf` instead of a new `String` (the introspection hot path).
+    pub fn jti_into<'b>(&self, buf: &'b mut [u8; JTI_LEN]) -> &'b str {
+        let written = URL_SAFE_NO_PAD
+            .encode_slice(self.0.get(..16).unwrap_or(&self.0), buf)
+            .unwrap_or(0);
+        // base64url output is ASCII, hence UTF-8.
+        std::str::from_utf8(buf.get(..written).unwrap_or_default()).unwrap_or_default()
+    }
     /// Hex form, for logs and the revocation feed.
     pub fn to_hex(&self) -> String {
         self.0.iter().map(|b| format!("{b:02x}")).collect()
@@ -55,6 +63,9 @@ impl std::fmt::Debug for TokenDigest {
         write!(f, "TokenDigest({})", self.jti())
     }
 }
+
+/// Length of a [`TokenDigest::jti`]: 128 bits in unpadded base64url.
+pub const JTI_LEN: usize = 22;
 
 const SEAL_SALT: &[u8] = b"tokenwarden/refresh-grace/v1";
 const SEAL_INFO: &[u8] = b"successor-token-response";
@@ -131,6 +142,16 @@ pub fn open_successor(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn jti_into_writes_the_jti() {
+        for secret in ["", "twa_x", "a much longer token value than the others"] {
+            let d = TokenDigest::of(secret);
+            let mut buf = [0u8; JTI_LEN];
+            assert_eq!(d.jti_into(&mut buf), d.jti());
+            assert_eq!(d.jti().len(), JTI_LEN);
+        }
+    }
     use crate::random::OsRandom;
 
     #[test]

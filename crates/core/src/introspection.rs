@@ -5,8 +5,9 @@ use http::{Request, Response, StatusCode};
 
 use crate::client_auth::authenticate_client;
 use crate::config::TokenTypeHint;
-use crate::crypto::TokenDigest;
+use crate::crypto::{TokenDigest, JTI_LEN};
 use crate::error::OAuthError;
+use crate::model::Scope;
 use crate::server::{with_outcome, AuthorizationServer, Outcome};
 use crate::store::Store;
 use crate::token::Failure;
@@ -57,7 +58,7 @@ impl<S: Store> AuthorizationServer<S> {
                         let r = &t.record;
                         return Ok(Some(self.claims(
                             "Bearer",
-                            &r.scope.to_string(),
+                            &r.scope,
                             &r.client_id,
                             r.username.as_deref(),
                             r.issued_at,
@@ -74,7 +75,7 @@ impl<S: Store> AuthorizationServer<S> {
                         let r = &t.record;
                         return Ok(Some(self.claims(
                             "refresh_token",
-                            &r.scope.to_string(),
+                            &r.scope,
                             &r.client_id,
                             Some(&r.username),
                             r.issued_at,
@@ -92,7 +93,7 @@ impl<S: Store> AuthorizationServer<S> {
     fn claims(
         &self,
         token_type: &str,
-        scope: &str,
+        scope: &Scope,
         client_id: &str,
         username: Option<&str>,
         iat: i64,
@@ -100,9 +101,10 @@ impl<S: Store> AuthorizationServer<S> {
         digest: &TokenDigest,
     ) -> Result<Bytes, OAuthError> {
         // RFC 7662 §2.2 members. `sub` is the user, or the client itself for client credentials.
+        let mut jti = [0u8; JTI_LEN];
         let claims = Claims {
             active: true,
-            scope,
+            scope: AsDisplay(scope),
             client_id,
             username,
             token_type,
@@ -111,11 +113,24 @@ impl<S: Store> AuthorizationServer<S> {
             sub: username.unwrap_or(client_id),
             aud: client_id,
             iss: &self.config.issuer,
-            jti: digest.jti(),
+            jti: digest.jti_into(&mut jti),
         };
-        serde_json::to_vec(&claims)
-            .map(Bytes::from)
-            .map_err(|_| OAuthError::server_error())
+        // One buffer, sized for a typical answer, so serializing does not grow it.
+        let mut body = Vec::with_capacity(CLAIMS_CAPACITY);
+        serde_json::to_writer(&mut body, &claims).map_err(|_| OAuthError::server_error())?;
+        Ok(Bytes::from(body))
+    }
+}
+
+/// Room for an active answer with a long issuer and scope; a longer one just grows the buffer.
+const CLAIMS_CAPACITY: usize = 512;
+
+/// Serializes a value through its `Display`, as a JSON string, without an intermediate `String`.
+struct AsDisplay<'a, T>(&'a T);
+
+impl<T: std::fmt::Display> serde::Serialize for AsDisplay<'_, T> {
+    fn serialize<Z: serde::Serializer>(&self, serializer: Z) -> Result<Z::Ok, Z::Error> {
+        serializer.collect_str(self.0)
     }
 }
 
@@ -123,7 +138,7 @@ impl<S: Store> AuthorizationServer<S> {
 #[derive(serde::Serialize)]
 struct Claims<'a> {
     active: bool,
-    scope: &'a str,
+    scope: AsDisplay<'a, Scope>,
     client_id: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     username: Option<&'a str>,
@@ -133,5 +148,5 @@ struct Claims<'a> {
     sub: &'a str,
     aud: &'a str,
     iss: &'a str,
-    jti: String,
+    jti: &'a str,
 }

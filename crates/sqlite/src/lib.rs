@@ -33,6 +33,15 @@
 //! bounded cost, as every read is an index lookup or a short index range. Each read sees the last
 //! committed state (WAL snapshot isolation) without waiting for the writer. See `readers.rs`.
 //!
+//! ## Clients: kept in memory
+//!
+//! Every token, revocation and introspection request looks its client up first. The store keeps
+//! the clients it has read in memory and knows when any client changed from a counter that
+//! triggers raise in the same transaction as every change to `clients` (migration 0004), whichever
+//! process makes it. A change made through this store empties the cache when it commits; a change
+//! made by another process (the admin CLI) is seen within [`CLIENT_CACHE_WINDOW`] (10 ms), the
+//! longest the counter is trusted without reading it again. See `clients.rs`.
+//!
 //! ## Writes: one writer thread, group commit
 //!
 //! SQLite has one writer per database. Here one OS thread owns the write connection, and every
@@ -87,6 +96,7 @@ use tokenwarden_core::store::StoreError;
 use tokio::sync::oneshot;
 
 mod checkpoint;
+mod clients;
 mod location;
 mod migrate;
 mod readers;
@@ -95,6 +105,8 @@ mod store;
 mod writer;
 
 use checkpoint::Checkpointer;
+use clients::ClientCache;
+pub use clients::WINDOW as CLIENT_CACHE_WINDOW;
 use location::Location;
 use readers::{Opener, Readers};
 use writer::{Counters, Writer};
@@ -129,6 +141,8 @@ struct Inner {
     writer: Writer,
     counters: Arc<Counters>,
     closed: AtomicBool,
+    /// Clients read so far, checked against `client_changes` on every lookup (`clients.rs`).
+    clients: ClientCache,
 }
 
 /// The settings in effect on one connection, as SQLite reports them (`PRAGMA name`).
@@ -199,6 +213,7 @@ impl SqliteStore {
                 writer,
                 counters,
                 closed: AtomicBool::new(false),
+                clients: ClientCache::default(),
             }),
         })
     }
@@ -237,6 +252,15 @@ impl SqliteStore {
         let writer = self.inner.writer.call(connection_pragmas).await?;
         let reader = self.read(connection_pragmas)?;
         Ok(EffectivePragmas { writer, reader })
+    }
+
+    /// How long a reading of the clients' change counter is trusted (default
+    /// [`CLIENT_CACHE_WINDOW`]): a client deleted, or a secret rotated, by *another process* stops
+    /// authenticating here within this bound; changes made through this store are seen at once.
+    /// `Duration::ZERO` reads the counter on every lookup (exact across processes, at the cost of
+    /// one more statement per request).
+    pub fn set_client_cache_window(&self, window: Duration) {
+        self.inner.clients.set_window(window);
     }
 
     /// Transactions and operations committed by the writer so far.

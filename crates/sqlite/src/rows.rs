@@ -128,9 +128,9 @@ impl TryFrom<GrantRow> for Grant {
     }
 }
 
-/// An `access_tokens` row joined with its grant's revocation ([`ACCESS_STATE_SELECT`]).
+/// An `access_tokens` row joined with its grant's revocation ([`ACCESS_STATE_SELECT`]). The
+/// digest is not read back: the row was found by it.
 pub(crate) struct AccessStateRow {
-    digest: Vec<u8>,
     grant_id: Option<String>,
     client_id: String,
     username: Option<String>,
@@ -143,19 +143,20 @@ pub(crate) struct AccessStateRow {
 /// Selects an access token with `revoked` folding in its grant's revocation, as the memory store
 /// does: revoked itself, or it belongs to a grant that is revoked or no longer exists.
 pub(crate) const ACCESS_STATE_SELECT: &str = "\
-    SELECT a.digest, a.grant_id, a.client_id, a.username, a.scope, a.issued_at, a.expires_at, \
+    SELECT a.grant_id, a.client_id, a.username, a.scope, a.issued_at, a.expires_at, \
            (a.revoked_at IS NOT NULL \
             OR (a.grant_id IS NOT NULL AND (g.grant_id IS NULL OR g.revoked_at IS NOT NULL))) \
            AS revoked \
     FROM access_tokens a LEFT JOIN grants g ON g.grant_id = a.grant_id \
     WHERE a.digest = ?1";
 
-impl TryFrom<AccessStateRow> for AccessTokenState {
-    type Error = StoreError;
-    fn try_from(r: AccessStateRow) -> Result<Self, StoreError> {
+impl AccessStateRow {
+    /// The state of the token whose digest is `digest` (the key it was selected by).
+    pub(crate) fn into_state(self, digest: TokenDigest) -> Result<AccessTokenState, StoreError> {
+        let r = self;
         Ok(AccessTokenState {
             record: AccessTokenRecord {
-                digest: digest(&r.digest, "access_tokens.digest")?,
+                digest,
                 scope: scope(&r.scope, "access_tokens.scope")?,
                 grant_id: r.grant_id,
                 client_id: r.client_id,
@@ -332,13 +333,6 @@ macro_rules! client_columns {
     };
 }
 
-/// Selects a client by id (`?1`), in [`ClientRow::from_row`] order.
-pub(crate) const CLIENT_SELECT: &str = concat!(
-    "SELECT ",
-    client_columns!(),
-    " FROM clients WHERE client_id = ?1"
-);
-
 /// Selects every client, ordered by id. BINARY collation compares UTF-8 bytes, the order of
 /// Rust's `str::cmp`.
 pub(crate) const CLIENT_LIST: &str = concat!(
@@ -347,18 +341,32 @@ pub(crate) const CLIENT_LIST: &str = concat!(
     " FROM clients ORDER BY client_id"
 );
 
+/// The generation of `clients` (migration 0004) and the client `?1`, in one statement so both
+/// come from one snapshot; the client columns follow the generation, in [`ClientRow::from_row`]
+/// order, and are all NULL when there is no such client.
+pub(crate) const CLIENT_SELECT_WITH_GENERATION: &str = concat!(
+    "SELECT g.generation, ",
+    client_columns!(),
+    " FROM client_changes g LEFT JOIN clients ON client_id = ?1 WHERE g.id = 1"
+);
+
 impl ClientRow {
     pub(crate) fn from_row(r: &Row<'_>) -> rusqlite::Result<Self> {
+        Self::from_row_at(r, 0)
+    }
+
+    /// Reads the client columns starting at column `at`.
+    pub(crate) fn from_row_at(r: &Row<'_>, at: usize) -> rusqlite::Result<Self> {
         Ok(Self {
-            client_id: r.get(0)?,
-            name: r.get(1)?,
-            secret_digest: r.get(2)?,
-            grant_types: r.get(3)?,
-            redirect_uris: r.get(4)?,
-            scope: r.get(5)?,
-            introspect: r.get(6)?,
-            cors_origins: r.get(7)?,
-            created_at: r.get(8)?,
+            client_id: r.get(at)?,
+            name: r.get(at + 1)?,
+            secret_digest: r.get(at + 2)?,
+            grant_types: r.get(at + 3)?,
+            redirect_uris: r.get(at + 4)?,
+            scope: r.get(at + 5)?,
+            introspect: r.get(at + 6)?,
+            cors_origins: r.get(at + 7)?,
+            created_at: r.get(at + 8)?,
         })
     }
 }
@@ -399,14 +407,13 @@ impl AccessStateRow {
     /// Reads a row of [`ACCESS_STATE_SELECT`].
     pub(crate) fn from_row(r: &Row<'_>) -> rusqlite::Result<Self> {
         Ok(Self {
-            digest: r.get(0)?,
-            grant_id: r.get(1)?,
-            client_id: r.get(2)?,
-            username: r.get(3)?,
-            scope: r.get(4)?,
-            issued_at: r.get(5)?,
-            expires_at: r.get(6)?,
-            revoked: r.get(7)?,
+            grant_id: r.get(0)?,
+            client_id: r.get(1)?,
+            username: r.get(2)?,
+            scope: r.get(3)?,
+            issued_at: r.get(4)?,
+            expires_at: r.get(5)?,
+            revoked: r.get(6)?,
         })
     }
 }

@@ -27,8 +27,8 @@ use tokenwarden_core::store::{
 use crate::rows::{
     client_json, AccessStateRow, AuthorizationCodeRow, ClientRow, ConsentRow, GrantRow,
     RefreshStateRow, RevocationEventRow, SessionRow, UserRow, ACCESS_STATE_SELECT,
-    AUTHORIZATION_CODE_SELECT, CLIENT_LIST, CLIENT_SELECT, CONSENT_SELECT, GRANT_COLUMNS,
-    REFRESH_STATE_SELECT, REVOCATION_EVENTS_AFTER, SESSION_SELECT, USER_SELECT,
+    AUTHORIZATION_CODE_SELECT, CLIENT_LIST, CONSENT_SELECT, GRANT_COLUMNS, REFRESH_STATE_SELECT,
+    REVOCATION_EVENTS_AFTER, SESSION_SELECT, USER_SELECT,
 };
 use crate::{db_err, SqliteStore};
 
@@ -435,7 +435,12 @@ fn count(n: usize) -> u64 {
 
 impl Store for SqliteStore {
     async fn find_client(&self, client_id: &str) -> Result<Option<Client>, StoreError> {
-        self.read(|c| query_one(c, CLIENT_SELECT, [client_id], ClientRow::from_row))
+        // From memory (`clients.rs`): a change made through this store is seen at once, one made
+        // by another process within `CLIENT_CACHE_WINDOW`.
+        self.check_open()?;
+        self.inner
+            .clients
+            .find(client_id, |load| self.read(|c| load(c)))
     }
 
     async fn insert_access_token(&self, token: &AccessTokenRecord) -> Result<(), StoreError> {
@@ -459,12 +464,14 @@ impl Store for SqliteStore {
         digest: &TokenDigest,
     ) -> Result<Option<AccessTokenState>, StoreError> {
         self.read(|c| {
-            query_one(
-                c,
-                ACCESS_STATE_SELECT,
-                [digest.as_bytes()],
-                AccessStateRow::from_row,
-            )
+            c.prepare_cached(ACCESS_STATE_SELECT)
+                .and_then(|mut s| {
+                    s.query_row([digest.as_bytes()], AccessStateRow::from_row)
+                        .optional()
+                })
+                .map_err(db_err)?
+                .map(|row| row.into_state(*digest))
+                .transpose()
         })
     }
 
@@ -696,28 +703,31 @@ impl AdminStore for SqliteStore {
         let secret_digest = client.secret_digest;
         let scope = client.scope.to_string();
         let (introspect, created_at) = (client.introspect, client.created_at);
-        self.write(move |c| {
-            execute(
-                c,
-                "INSERT INTO clients \
+        let result = self
+            .write(move |c| {
+                execute(
+                    c,
+                    "INSERT INTO clients \
                      (client_id, name, secret_digest, grant_types, redirect_uris, scope, \
                       introspect, cors_origins, created_at) \
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-                params![
-                    client_id,
-                    name,
-                    secret_digest.as_ref().map(TokenDigest::as_bytes),
-                    grant_types,
-                    redirect_uris,
-                    scope,
-                    introspect,
-                    cors_origins,
-                    created_at
-                ],
-            )
-            .map(|_| ())
-        })
-        .await
+                    params![
+                        client_id,
+                        name,
+                        secret_digest.as_ref().map(TokenDigest::as_bytes),
+                        grant_types,
+                        redirect_uris,
+                        scope,
+                        introspect,
+                        cors_origins,
+                        created_at
+                    ],
+                )
+                .map(|_| ())
+            })
+            .await;
+        self.inner.clients.invalidate();
+        result
     }
 
     async fn list_clients(&self) -> Result<Vec<Client>, StoreError> {
@@ -731,15 +741,18 @@ impl AdminStore for SqliteStore {
     ) -> Result<bool, StoreError> {
         let client_id = client_id.to_owned();
         let digest = *digest;
-        self.write(move |c| {
-            execute(
-                c,
-                "UPDATE clients SET secret_digest = ?2 WHERE client_id = ?1",
-                params![client_id, digest.as_bytes()],
-            )
-            .map(|n| n > 0)
-        })
-        .await
+        let result = self
+            .write(move |c| {
+                execute(
+                    c,
+                    "UPDATE clients SET secret_digest = ?2 WHERE client_id = ?1",
+                    params![client_id, digest.as_bytes()],
+                )
+                .map(|n| n > 0)
+            })
+            .await;
+        self.inner.clients.invalidate();
+        result
     }
 
     async fn delete_client(
@@ -748,42 +761,46 @@ impl AdminStore for SqliteStore {
         now: Timestamp,
     ) -> Result<Option<u64>, StoreError> {
         let args = [client_id.to_owned()];
-        self.write(move |c| {
-            let [client_id] = &args;
-            let deleted = execute(c, "DELETE FROM clients WHERE client_id = ?1", [client_id])?;
-            if deleted == 0 {
-                return Ok(None);
-            }
-            // Its grants are revoked unannounced: the one `Client` event below covers them.
-            let revoked = revoke_grants_where(c, "client_id = ?2", &args, now)?.len();
-            // Its remembered consents go with it: a client later registered under the same id
-            // must ask the user again.
-            execute(c, "DELETE FROM consents WHERE client_id = ?1", [client_id])?;
-            // Its outstanding codes die with it: a client later registered under the same id
-            // must not redeem them. (Used codes stay for reuse detection until purge.)
-            execute(
-                c,
-                "DELETE FROM authorization_codes WHERE client_id = ?1 AND used_at IS NULL",
-                [client_id],
-            )?;
-            // Its grant-less (client_credentials) access tokens end with it too.
-            execute(
-                c,
-                "UPDATE access_tokens SET revoked_at = ?1 \
+        let result = self
+            .write(move |c| {
+                let [client_id] = &args;
+                let deleted = execute(c, "DELETE FROM clients WHERE client_id = ?1", [client_id])?;
+                if deleted == 0 {
+                    return Ok(None);
+                }
+                // Its grants are revoked unannounced: the one `Client` event below covers them.
+                let revoked = revoke_grants_where(c, "client_id = ?2", &args, now)?.len();
+                // Its remembered consents go with it: a client later registered under the same id
+                // must ask the user again.
+                execute(c, "DELETE FROM consents WHERE client_id = ?1", [client_id])?;
+                // Its outstanding codes die with it: a client later registered under the same id
+                // must not redeem them. (Used codes stay for reuse detection until purge.)
+                execute(
+                    c,
+                    "DELETE FROM authorization_codes WHERE client_id = ?1 AND used_at IS NULL",
+                    [client_id],
+                )?;
+                // Its grant-less (client_credentials) access tokens end with it too.
+                execute(
+                    c,
+                    "UPDATE access_tokens SET revoked_at = ?1 \
                  WHERE client_id = ?2 AND revoked_at IS NULL",
-                params![now, client_id],
-            )?;
-            let event = NewRevocation {
-                kind: RevocationKind::Client,
-                client_id: client_id.clone(),
-                token: None,
-                grant_id: None,
-                subject: None,
-            };
-            append_events(c, vec![event], now)?;
-            Ok(Some(count(revoked)))
-        })
-        .await
+                    params![now, client_id],
+                )?;
+                let event = NewRevocation {
+                    kind: RevocationKind::Client,
+                    client_id: client_id.clone(),
+                    token: None,
+                    grant_id: None,
+                    subject: None,
+                };
+                append_events(c, vec![event], now)?;
+                Ok(Some(count(revoked)))
+            })
+            .await;
+        // Cached clients are read again: this one is gone.
+        self.inner.clients.invalidate();
+        result
     }
 
     async fn create_user(&self, user: &User) -> Result<(), StoreError> {

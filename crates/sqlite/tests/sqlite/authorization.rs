@@ -162,7 +162,7 @@ async fn a_version_1_database_is_upgraded_in_place() {
             .fetch_all(&mut conn)
             .await
             .unwrap();
-    assert_eq!(versions, [1, 2, 3]);
+    assert_eq!(versions, [1, 2, 3, 4]);
     store.close().await;
 }
 

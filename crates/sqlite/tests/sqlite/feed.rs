@@ -449,6 +449,6 @@ async fn migration_0003_applies_to_a_version_2_database_with_data() {
             .fetch_all(&mut conn)
             .await
             .unwrap();
-    assert_eq!(versions, [1, 2, 3]);
+    assert_eq!(versions, [1, 2, 3, 4]);
     store.close().await;
 }

@@ -1,7 +1,7 @@
 //! Integration tests of the SQLite store on real database files: durability across reopen and
 //! `kill -9`, group commit (batching, per-operation rollback, close), the pragmas actually in
 //! effect, the rotation and authorization-code compare-and-sets under concurrency, the schema
-//! upgrade, the revocation feed's numbering and durability, batched purge, a differential run
+//! upgrade, the client cache's exactness across processes, the revocation feed's numbering and durability, batched purge, a differential run
 //! against the reference `MemoryStore`, and the shared conformance suite on an in-memory and on a
 //! file database.
 
@@ -15,6 +15,7 @@
 )]
 
 mod authorization;
+mod client_cache;
 mod conformance;
 mod differential;
 mod durability;
