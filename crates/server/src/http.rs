@@ -82,20 +82,57 @@ pub fn router<S: AccountStore + Health + 'static>(state: Arc<AppState<S>>) -> Ro
         .with_state(state)
 }
 
-/// Reads the body up to the 64 KiB limit; a larger body is answered `413` without reading on.
+/// How much of an oversized body is read and discarded before answering `413`, so a client still
+/// sending it receives the answer instead of a connection reset; a larger body is cut off.
+const DRAIN_BYTES: usize = 4 << 20;
+
+/// Reads the body up to the 64 KiB limit. A larger body is answered `413`, after discarding up
+/// to [`DRAIN_BYTES`] of it.
 async fn buffered(request: Request) -> Result<http::Request<Bytes>, Response> {
-    let (parts, body) = request.into_parts();
-    match axum::body::to_bytes(body, MAX_BODY_BYTES + 1).await {
-        Ok(bytes) => Ok(http::Request::from_parts(parts, bytes)),
-        Err(_) => Err(core_response(error_response(
+    use futures_util::StreamExt as _;
+    let too_large = || {
+        core_response(error_response(
             &OAuthError::new(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 ErrorCode::InvalidRequest,
                 "request body exceeds 64 KiB",
             )
             .into(),
-        ))),
+        ))
+    };
+    let (parts, body) = request.into_parts();
+    let mut stream = body.into_data_stream();
+    // Most bodies arrive in one chunk: keep it as is, copy only when a second one comes.
+    let mut first: Option<Bytes> = None;
+    let mut buffer = bytes::BytesMut::new();
+    while let Some(chunk) = stream.next().await {
+        let Ok(chunk) = chunk else {
+            return Err(core_response(error_response(
+                &OAuthError::invalid_request("the request body could not be read").into(),
+            )));
+        };
+        let held = first.as_ref().map_or(0, Bytes::len) + buffer.len();
+        if held + chunk.len() > MAX_BODY_BYTES {
+            let mut seen = held + chunk.len();
+            while seen <= DRAIN_BYTES {
+                match stream.next().await {
+                    Some(Ok(more)) => seen += more.len(),
+                    _ => break,
+                }
+            }
+            return Err(too_large());
+        }
+        match first.take() {
+            None if buffer.is_empty() => first = Some(chunk),
+            None => buffer.extend_from_slice(&chunk),
+            Some(earlier) => {
+                buffer.extend_from_slice(&earlier);
+                buffer.extend_from_slice(&chunk);
+            }
+        }
     }
+    let body = first.unwrap_or_else(|| buffer.freeze());
+    Ok(http::Request::from_parts(parts, body))
 }
 
 fn core_response(response: http::Response<Bytes>) -> Response {

@@ -80,6 +80,7 @@ async fn run_with<S: Backend>(args: ServeArgs, store: S) -> anyhow::Result<()> {
         let every = Duration::from_secs(args.purge_interval.unsigned_abs());
         tokio::spawn(async move { purge_loop(state, every).await })
     });
+    let signal = shutdown_signal()?;
     eprintln!(
         "tokenwarden listening on http://{addr} (issuer {})",
         state.server.config().issuer
@@ -91,7 +92,7 @@ async fn run_with<S: Backend>(args: ServeArgs, store: S) -> anyhow::Result<()> {
     .with_graceful_shutdown({
         let state = Arc::clone(&state);
         async move {
-            shutdown_signal().await;
+            signal.await;
             // Feed subscriptions never end by themselves; end them so the drain can finish.
             state.feed.close();
         }
@@ -142,23 +143,30 @@ async fn purge_loop<S: AdminStore>(state: Arc<AppState<S>>, every: Duration) {
     }
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// Installs the SIGINT/SIGTERM handlers now — before the server announces that it listens, so a
+/// signal sent right after that line shuts down gracefully instead of killing the process — and
+/// returns the future that completes on the first of them.
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut interrupt = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
+        let mut terminate = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
+        Ok(async move {
+            tokio::select! {
+                _ = interrupt.recv() => {}
+                _ = terminate.recv() => {}
             }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
+            tracing::info!("shutdown signal received; finishing in-flight requests");
+        })
+    }
     #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! { () = ctrl_c => {}, () = term => {} }
-    tracing::info!("shutdown signal received; finishing in-flight requests");
+    {
+        Ok(async {
+            let _ = tokio::signal::ctrl_c().await;
+            tracing::info!("shutdown signal received; finishing in-flight requests");
+        })
+    }
 }
 
 /// Where the demo app "receives" its code: nothing listens there; the code is read off the
