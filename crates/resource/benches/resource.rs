@@ -38,11 +38,20 @@ async fn mock() -> String {
             "/feed",
             get(|| async {
                 let ready = Bytes::from_static(
-                    b"event: ready\nid: 1\ndata: {\"cursor\":1,\"heartbeat\":3600}\n\n",
+                    b"event: ready\nid: 1\ndata: {\"cursor\":1,\"heartbeat\":10}\n\n",
                 );
+                // Keep-alives as the server sends them: a silent feed would take the cache out
+                // of use after 1.5 heartbeats.
+                let keepalives = futures_util::stream::unfold((), |()| async {
+                    tokio::time::sleep(Duration::from_secs(5)).await;
+                    Some((
+                        Ok::<_, std::io::Error>(Bytes::from_static(b": keepalive\n\n")),
+                        (),
+                    ))
+                });
                 let stream =
                     futures_util::stream::once(async move { Ok::<_, std::io::Error>(ready) })
-                        .chain(futures_util::stream::pending());
+                        .chain(keepalives);
                 Response::builder()
                     .header("content-type", "text/event-stream")
                     .body(Body::from_stream(stream))

@@ -39,9 +39,10 @@ pub enum BuildError {
 }
 
 /// Configures a [`Validator`]. Defaults: cache entries live at most 5 minutes (and never past the
-/// token's `exp`), inactive answers 5 seconds, 10 000 entries, the cache stays in use for 10
-/// seconds after the feed is lost, introspection times out after 5 seconds, reconnects back off
-/// from 100 ms doubling to 5 s, realm `api`.
+/// token's `exp`), inactive answers 5 seconds, 10 000 entries, the cache stays in use until 10
+/// seconds after the feed was last heard from (or 1.5 heartbeats, if longer, while connected),
+/// introspection times out after 5 seconds, at most 64 introspections in flight, reconnects back
+/// off from 100 ms doubling to 5 s, realm `api`.
 ///
 /// ```no_run
 /// # async fn run() -> Result<(), tokenwarden_resource::BuildError> {
@@ -107,6 +108,7 @@ impl ValidatorBuilder {
                 max_entries: 10_000,
                 feed_stale_bound: Duration::from_secs(10),
                 introspection_timeout: Duration::from_secs(5),
+                max_concurrent_introspections: 64,
                 reconnect_min: Duration::from_millis(100),
                 reconnect_max: Duration::from_secs(5),
                 realm: "api".to_owned(),
@@ -175,8 +177,13 @@ impl ValidatorBuilder {
         self
     }
 
-    /// How long the cache stays in use after the feed connection is lost (default 10 seconds);
-    /// past it every request is introspected until the feed is back. Zero: only while connected.
+    /// How long the cache stays in use after the feed was last heard from (default 10 seconds):
+    /// an event or a keep-alive, on a connection past its `ready`. The cache is also read while
+    /// the feed is connected and silent for at most 1.5 × its heartbeat (announced by the server,
+    /// clamped to 1–60 s; tokenwarden's default is 10 s), so a revocation the feed fails to
+    /// deliver is honoured for at most max(1.5 × heartbeat, this bound) after the feed went
+    /// quiet or was lost. Past it every request is introspected until the feed is back. Zero:
+    /// only while the feed is current.
     pub fn feed_stale_bound(mut self, bound: Duration) -> Self {
         self.settings.feed_stale_bound = bound;
         self
@@ -185,6 +192,16 @@ impl ValidatorBuilder {
     /// How long to wait for the introspection endpoint before answering `503` (default 5 s).
     pub fn introspection_timeout(mut self, timeout: Duration) -> Self {
         self.settings.introspection_timeout = timeout;
+        self
+    }
+
+    /// The most introspections in flight at once (default 64; at least 1). A cache miss beyond
+    /// it is answered `503` ([`crate::ValidationError::Unavailable`]) at once rather than queued,
+    /// so a slow or unreachable authorization server cannot pile up requests without bound.
+    /// Requests for a token already being introspected join that introspection and need no
+    /// slot of their own.
+    pub fn max_concurrent_introspections(mut self, max: usize) -> Self {
+        self.settings.max_concurrent_introspections = max;
         self
     }
 
@@ -202,7 +219,8 @@ impl ValidatorBuilder {
         self
     }
 
-    /// The clock of the cache and the feed's stale bound (default [`SystemClock`]).
+    /// The clock of the cache, the feed's silence and its stale bound (default [`SystemClock`]).
+    /// The feed's own timers (reconnect backoff, dropping a silent connection) run on tokio's.
     pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
         self.clock = clock;
         self

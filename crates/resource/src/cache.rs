@@ -2,8 +2,12 @@
 //! injected monotonic clock, bounded in size. It holds no token; the rules for *when* it may be
 //! read or written (the feed must be live / connected, the epoch unchanged) live in the
 //! validator, which passes them in as a check run under the write lock.
+//!
+//! Besides the map, an index ordered by deadline makes room in a full cache in O(log n): expired
+//! entries are dropped from its front (each entry once), then, if the cache is still full, the
+//! entry closest to expiry. No insertion scans the whole map.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Instant;
 
@@ -33,24 +37,58 @@ pub(crate) struct Inserted {
     pub evicted_for_capacity: u64,
 }
 
+/// The map and its deadline index; both always hold the same entries.
+#[derive(Debug, Default)]
+struct Entries {
+    map: HashMap<TokenDigest, Entry>,
+    by_expiry: BTreeSet<(Instant, TokenDigest)>,
+}
+
+impl Entries {
+    fn remove(&mut self, digest: &TokenDigest) -> bool {
+        match self.map.remove(digest) {
+            Some(entry) => {
+                self.by_expiry.remove(&(entry.expires, *digest));
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Removes the entry closest to expiry if it expires at or before `limit` (any when `None`).
+    fn pop_soonest(&mut self, limit: Option<Instant>) -> bool {
+        let Some(&(expires, digest)) = self.by_expiry.first() else {
+            return false;
+        };
+        if limit.is_some_and(|limit| expires > limit) {
+            return false;
+        }
+        self.by_expiry.pop_first();
+        self.map.remove(&digest);
+        true
+    }
+}
+
 #[derive(Debug)]
 pub(crate) struct Cache {
-    map: RwLock<HashMap<TokenDigest, Entry>>,
+    entries: RwLock<Entries>,
     max_entries: usize,
 }
 
 impl Cache {
     pub fn new(max_entries: usize) -> Self {
         Self {
-            map: RwLock::new(HashMap::new()),
+            entries: RwLock::new(Entries::default()),
             max_entries,
         }
     }
 
     /// The outcome cached for `digest`, if it has not expired at `now`.
     pub fn get(&self, digest: &TokenDigest, now: Instant) -> Option<Outcome> {
-        let map = self.map.read().unwrap_or_else(PoisonError::into_inner);
-        map.get(digest)
+        let entries = self.entries.read().unwrap_or_else(PoisonError::into_inner);
+        entries
+            .map
+            .get(digest)
             .filter(|entry| entry.expires > now)
             .map(|entry| entry.outcome.clone())
     }
@@ -70,63 +108,63 @@ impl Cache {
         if self.max_entries == 0 || expires <= now {
             return result;
         }
-        let mut map = self.map.write().unwrap_or_else(PoisonError::into_inner);
+        let mut entries = self.entries.write().unwrap_or_else(PoisonError::into_inner);
         if !allowed() {
             return result;
         }
-        if map.len() >= self.max_entries && !map.contains_key(&digest) {
-            // Make room: expired entries first, then the entry that would expire soonest
-            // (O(n), but only on an insertion into a full cache, which follows a network call).
-            map.retain(|_, entry| entry.expires > now);
-            while map.len() >= self.max_entries {
-                let soonest = map
-                    .iter()
-                    .min_by_key(|(_, entry)| entry.expires)
-                    .map(|(key, _)| *key);
-                match soonest {
-                    Some(key) => {
-                        map.remove(&key);
-                        result.evicted_for_capacity += 1;
-                    }
-                    None => break,
-                }
+        if !entries.remove(&digest) && entries.map.len() >= self.max_entries {
+            // Make room: expired entries first (not counted: they were dead already), then the
+            // entry that would expire soonest. O(log n) per entry removed.
+            while entries.pop_soonest(Some(now)) {}
+            while entries.map.len() >= self.max_entries && entries.pop_soonest(None) {
+                result.evicted_for_capacity += 1;
             }
         }
-        map.insert(digest, Entry { outcome, expires });
+        entries.by_expiry.insert((expires, digest));
+        entries.map.insert(digest, Entry { outcome, expires });
         result.inserted = true;
         result
     }
 
     /// Removes one entry; returns how many were removed (0 or 1).
     pub fn remove(&self, digest: &TokenDigest) -> u64 {
-        let mut map = self.map.write().unwrap_or_else(PoisonError::into_inner);
-        u64::from(map.remove(digest).is_some())
+        let mut entries = self.entries.write().unwrap_or_else(PoisonError::into_inner);
+        u64::from(entries.remove(digest))
     }
 
     /// Removes every active entry whose claims match; returns how many.
     pub fn remove_matching(&self, matches: impl Fn(&TokenClaims) -> bool) -> u64 {
-        let mut map = self.map.write().unwrap_or_else(PoisonError::into_inner);
+        let mut entries = self.entries.write().unwrap_or_else(PoisonError::into_inner);
+        let Entries { map, by_expiry } = &mut *entries;
         let before = map.len();
-        map.retain(|_, entry| match &entry.outcome {
-            Outcome::Active(claims) => !matches(claims),
-            Outcome::Inactive => true,
+        map.retain(|digest, entry| {
+            let keep = match &entry.outcome {
+                Outcome::Active(claims) => !matches(claims),
+                Outcome::Inactive => true,
+            };
+            if !keep {
+                by_expiry.remove(&(entry.expires, *digest));
+            }
+            keep
         });
         count(before - map.len())
     }
 
     /// Drops everything; returns how many entries there were.
     pub fn clear(&self) -> u64 {
-        let mut map = self.map.write().unwrap_or_else(PoisonError::into_inner);
-        let n = map.len();
-        map.clear();
+        let mut entries = self.entries.write().unwrap_or_else(PoisonError::into_inner);
+        let n = entries.map.len();
+        entries.map.clear();
+        entries.by_expiry.clear();
         count(n)
     }
 
     /// Entries held (expired ones included until they are overwritten or pushed out).
     pub fn len(&self) -> usize {
-        self.map
+        self.entries
             .read()
             .unwrap_or_else(PoisonError::into_inner)
+            .map
             .len()
     }
 }
@@ -223,5 +261,52 @@ mod tests {
         assert_eq!(cache.remove(&TokenDigest::of("2")), 1);
         assert_eq!(cache.remove(&TokenDigest::of("2")), 0);
         assert_eq!(cache.clear(), 2);
+        assert_eq!(cache.entries.read().unwrap().by_expiry.len(), 0);
+    }
+
+    #[test]
+    fn the_expiry_index_follows_overwrites_and_removals() {
+        let t0 = SystemClock.now();
+        let s = Duration::from_secs;
+        let d = |n: u64| TokenDigest::of(&n.to_string());
+        let cache = Cache::new(3);
+        for n in 1..=3 {
+            cache.insert_if(d(n), active("app", "alice"), t0 + s(10 * n), t0, || true);
+        }
+        // Overwriting "1" moves its deadline to the end: "2" is now the soonest.
+        cache.insert_if(d(1), Outcome::Inactive, t0 + s(100), t0, || true);
+        assert_eq!(cache.len(), 3);
+        let r = cache.insert_if(d(4), Outcome::Inactive, t0 + s(50), t0, || true);
+        assert_eq!(r.evicted_for_capacity, 1);
+        assert!(cache.get(&d(2), t0).is_none());
+        assert!(cache.get(&d(1), t0).is_some());
+        // Removed entries leave the index too: room is made from what is really there.
+        assert_eq!(cache.remove(&d(3)), 1);
+        assert_eq!(
+            cache.remove_matching(|_| true),
+            0,
+            "1 and 4 are inactive now"
+        );
+        let r = cache.insert_if(d(5), active("app", "bob"), t0 + s(60), t0, || true);
+        assert_eq!(r.evicted_for_capacity, 0);
+        assert_eq!(
+            cache.remove_matching(|c| c.subject.as_deref() == Some("bob")),
+            1
+        );
+        {
+            let entries = cache.entries.read().unwrap();
+            assert_eq!(entries.map.len(), entries.by_expiry.len());
+            assert_eq!(entries.map.len(), 2);
+        }
+        // Many expired entries make room at once, without counting as capacity evictions.
+        let big = Cache::new(1_000);
+        for n in 0..1_000 {
+            big.insert_if(d(n), Outcome::Inactive, t0 + s(1 + n % 5), t0, || true);
+        }
+        let r = big.insert_if(d(5_000), Outcome::Inactive, t0 + s(60), t0 + s(3), || true);
+        assert_eq!(r.evicted_for_capacity, 0);
+        assert_eq!(big.len(), 401);
+        let entries = big.entries.read().unwrap();
+        assert_eq!(entries.map.len(), entries.by_expiry.len());
     }
 }

@@ -7,7 +7,7 @@ use std::fmt;
 use sha2::{Digest as _, Sha256};
 
 /// SHA-256 of a token string. Not a secret: printing it is safe.
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct TokenDigest([u8; 32]);
 
 impl TokenDigest {

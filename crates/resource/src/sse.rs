@@ -15,13 +15,19 @@
 //!   [`SseEvent`] carries only the `id` given in its own block: the subscriber advances its cursor
 //!   on events it has processed, which is the same position.
 //!
-//! Lines longer than [`MAX_LINE_BYTES`] are an error: the subscriber drops the connection rather
-//! than buffer without bound.
+//! Lines longer than [`MAX_LINE_BYTES`], and an event whose data lines add up to more than
+//! [`MAX_EVENT_DATA_BYTES`] (`data:` lines without the blank line that would dispatch them), are
+//! errors: the subscriber drops the connection (and the event) rather than buffer without bound,
+//! and reconnects from its cursor. After an error the parser's state is unspecified: start a new
+//! one with the new connection.
 
 use std::time::Duration;
 
 /// The longest line accepted. Feed events are a few hundred bytes.
 pub const MAX_LINE_BYTES: usize = 64 * 1024;
+
+/// The most data one event may carry: its `data` lines joined with LF, after UTF-8 decoding.
+pub const MAX_EVENT_DATA_BYTES: usize = 64 * 1024;
 
 /// Something the stream said.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -47,8 +53,15 @@ pub struct SseEvent {
 
 /// The stream broke the parser's limits.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("event stream line longer than {MAX_LINE_BYTES} bytes")]
-pub struct LineTooLong;
+#[non_exhaustive]
+pub enum SseError {
+    /// A line longer than [`MAX_LINE_BYTES`].
+    #[error("event stream line longer than {MAX_LINE_BYTES} bytes")]
+    LineTooLong,
+    /// One event's data longer than [`MAX_EVENT_DATA_BYTES`].
+    #[error("event data longer than {MAX_EVENT_DATA_BYTES} bytes")]
+    DataTooLong,
+}
 
 /// Incremental parser state for one connection.
 #[derive(Debug, Default)]
@@ -71,7 +84,7 @@ impl SseParser {
     }
 
     /// Feeds a chunk; returns what it completed, in order.
-    pub fn push(&mut self, mut chunk: &[u8]) -> Result<Vec<SseItem>, LineTooLong> {
+    pub fn push(&mut self, mut chunk: &[u8]) -> Result<Vec<SseItem>, SseError> {
         let mut items = Vec::new();
         if !self.started && !chunk.is_empty() {
             // A BOM may be split across chunks only pathologically; the feed sends none. Check
@@ -96,7 +109,7 @@ impl SseParser {
         Ok(items)
     }
 
-    fn scan(&mut self, mut chunk: &[u8], items: &mut Vec<SseItem>) -> Result<(), LineTooLong> {
+    fn scan(&mut self, mut chunk: &[u8], items: &mut Vec<SseItem>) -> Result<(), SseError> {
         while let Some(pos) = chunk.iter().position(|&b| b == b'\n' || b == b'\r') {
             let (head, tail) = chunk.split_at(pos);
             let (ending, after) = tail.split_at(1);
@@ -110,28 +123,28 @@ impl SseParser {
                 }
             }
             if self.line.len() + head.len() > MAX_LINE_BYTES {
-                return Err(LineTooLong);
+                return Err(SseError::LineTooLong);
             }
             self.line.extend_from_slice(head);
             let line = std::mem::take(&mut self.line);
-            self.process_line(&line, items);
+            self.process_line(&line, items)?;
             chunk = rest;
         }
         if self.line.len() + chunk.len() > MAX_LINE_BYTES {
-            return Err(LineTooLong);
+            return Err(SseError::LineTooLong);
         }
         self.line.extend_from_slice(chunk);
         Ok(())
     }
 
-    fn process_line(&mut self, line: &[u8], items: &mut Vec<SseItem>) {
+    fn process_line(&mut self, line: &[u8], items: &mut Vec<SseItem>) -> Result<(), SseError> {
         if line.is_empty() {
             self.dispatch(items);
-            return;
+            return Ok(());
         }
         if line.first() == Some(&b':') {
             items.push(SseItem::Comment);
-            return;
+            return Ok(());
         }
         // Splitting on ASCII bytes never cuts a UTF-8 sequence; invalid bytes become U+FFFD as
         // the standard's UTF-8 decode does.
@@ -143,6 +156,12 @@ impl SseParser {
         match field {
             "event" => self.event = Some(value.to_owned()),
             "data" => {
+                let added = value.len().saturating_add(usize::from(self.has_data));
+                if self.data.len().saturating_add(added) > MAX_EVENT_DATA_BYTES {
+                    // Drop the event: the caller drops the connection.
+                    self.dispatch(&mut Vec::new());
+                    return Err(SseError::DataTooLong);
+                }
                 if self.has_data {
                     self.data.push('\n');
                 }
@@ -161,6 +180,7 @@ impl SseParser {
             }
             _ => {}
         }
+        Ok(())
     }
 
     fn dispatch(&mut self, items: &mut Vec<SseItem>) {
@@ -308,6 +328,49 @@ event: revoked\nid: 42\ndata: {\"seq\":42}\n\n: keepalive\n\n";
         let mut parser = SseParser::new();
         let big = vec![b'a'; MAX_LINE_BYTES];
         assert!(parser.push(b"data: ").is_ok());
-        assert_eq!(parser.push(&big), Err(LineTooLong));
+        assert_eq!(parser.push(&big), Err(SseError::LineTooLong));
+    }
+
+    #[test]
+    fn one_event_carries_at_most_64_kib_of_data() {
+        // Exactly the limit, over 64 lines and the 63 LFs joining them: dispatched.
+        let line = format!("data: {}\n", "x".repeat(1023));
+        let last = format!("data: {}\n", "x".repeat(1024));
+        let mut parser = SseParser::new();
+        for _ in 0..63 {
+            assert!(events(parser.push(line.as_bytes()).unwrap()).is_empty());
+        }
+        assert!(events(parser.push(last.as_bytes()).unwrap()).is_empty());
+        let items = events(parser.push(b"\n").unwrap());
+        assert_eq!(items.len(), 1);
+        assert_eq!(items[0].data.len(), MAX_EVENT_DATA_BYTES);
+        // One byte more is not.
+        let mut parser = SseParser::new();
+        for _ in 0..63 {
+            assert!(events(parser.push(line.as_bytes()).unwrap()).is_empty());
+        }
+        let over = format!("data: {}\n", "x".repeat(1025));
+        assert_eq!(parser.push(over.as_bytes()), Err(SseError::DataTooLong));
+
+        // An endless sequence of `data:` lines without a blank line is cut at the limit, each
+        // line well under the line limit.
+        let mut parser = SseParser::new();
+        let line = format!("data: {}\n", "z".repeat(1000));
+        let mut fed = 0usize;
+        let error = loop {
+            match parser.push(line.as_bytes()) {
+                Ok(items) => assert!(items.is_empty()),
+                Err(error) => break error,
+            }
+            fed += 1000;
+            assert!(fed <= MAX_EVENT_DATA_BYTES + 1000, "not cut");
+        };
+        assert_eq!(error, SseError::DataTooLong);
+        assert!(fed > MAX_EVENT_DATA_BYTES - 2000, "cut too early at {fed}");
+        assert!(parser.data.is_empty(), "the event is dropped");
+        // Also when the lines arrive in one chunk.
+        let mut parser = SseParser::new();
+        let many = line.repeat(70);
+        assert_eq!(parser.push(many.as_bytes()), Err(SseError::DataTooLong));
     }
 }

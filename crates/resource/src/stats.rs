@@ -1,7 +1,8 @@
 //! Counters for operators and tests ([`crate::Validator::stats`]). Monotonic since the validator
-//! was built, except the gauges (`cache_entries`, `feed_connected`, `cursor`).
+//! was built, except the gauges (`cache_entries`, `feed_connected`, `feed_silence`, `cursor`).
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 /// A snapshot of a validator's counters.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -19,6 +20,9 @@ pub struct Stats {
     /// Misses that joined an introspection already in flight for the same token instead of
     /// sending their own.
     pub coalesced: u64,
+    /// Misses answered `503` at once, without an introspection, because
+    /// `max_concurrent_introspections` introspections were already in flight.
+    pub overloaded: u64,
     /// Entries currently held.
     pub cache_entries: u64,
     /// Entries removed, by cause.
@@ -27,6 +31,11 @@ pub struct Stats {
     pub feed_events: u64,
     /// Whether the feed is connected (its `ready` received on the current connection).
     pub feed_connected: bool,
+    /// How long since the feed last delivered anything (an event or a keep-alive) on a connection
+    /// past its `ready`, on the validator's clock; `None` before the first `ready`. The cache is
+    /// written only while this is at most 1.5 × the announced heartbeat (and the feed is
+    /// connected), and read only while that holds or this is below `feed_stale_bound`.
+    pub feed_silence: Option<Duration>,
     /// Connections that reached `ready`.
     pub feed_connections: u64,
     /// Connection attempts after the first.
@@ -46,7 +55,8 @@ pub struct Evictions {
     /// By `revoked` events of kind `client`.
     pub client: u64,
     /// By whole-cache flushes: `resync` events, a `ready` whose cursor is not ours, a feed outage
-    /// longer than the stale bound, an event that could not be read.
+    /// longer than the stale bound, an event that could not be read, a `revoked` event whose id
+    /// does not follow the cursor (a gap), an unknown event type carrying an id.
     pub resync: u64,
     /// To make room in a full cache.
     pub capacity: u64,
@@ -60,6 +70,7 @@ pub(crate) struct Counters {
     pub cache_hits: AtomicU64,
     pub cache_misses: AtomicU64,
     pub coalesced: AtomicU64,
+    pub overloaded: AtomicU64,
     pub evicted_token: AtomicU64,
     pub evicted_grant: AtomicU64,
     pub evicted_client: AtomicU64,

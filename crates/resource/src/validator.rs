@@ -3,20 +3,32 @@
 //!
 //! The rules, and why:
 //!
-//! * **Cache reads** happen only while the feed is *live*: connected, or disconnected for less than
-//!   the stale bound. A cached "active" is only as good as our knowledge that nothing revoked it
-//!   since; beyond the bound every request is introspected.
-//! * **Cache writes** happen only while the feed is *connected* (its `ready` arrived on the current
-//!   connection) and only if no feed event arrived and no connection change happened while the
-//!   introspection was in flight. Every event and every connect/disconnect bumps an epoch; a
-//!   result is cached only if the epoch read before the request was sent is still current when
-//!   it is inserted (checked under the cache's write lock, which evictions also take after
+//! * **Liveness** is measured from `last_heard`: when the feed last delivered bytes on a connection
+//!   that had reached `ready` (recorded after the chunk's events were applied). The feed is
+//!   *current* while it is connected and silent for at most 1.5 × the heartbeat its `ready`
+//!   announced (clamped to 1–60 s): the server sends a keep-alive every heartbeat.
+//! * **Cache reads** happen only while the feed is current, or its silence (connected or not) is
+//!   below the stale bound. A cached "active" is only as good as our knowledge that nothing
+//!   revoked it since: a revocation the feed fails to deliver is honoured for at most
+//!   max(1.5 × heartbeat, stale bound) after the feed last said anything; beyond that every
+//!   request is introspected. The "down since" of a lost feed is `last_heard`, not the moment
+//!   the loss was noticed.
+//! * **Cache writes** happen only while the feed is current, and only if no feed event arrived
+//!   and no connection change happened while the introspection was in flight. Every event and
+//!   every connect/disconnect bumps an epoch; a result is cached only if the epoch read before
+//!   the request was sent is still current when it is inserted (checked under the cache's write lock, which evictions also take after
 //!   bumping the epoch). Otherwise an answer computed before a revocation could be cached after
 //!   the revocation's event was processed, and be served until it expired.
 //! * **Single flight**: concurrent misses for one token share one introspection, run in its own
 //!   task (a caller that goes away does not cancel it for the others). A request that arrives
 //!   after a feed event does not join a flight that started before it.
-//! * **Fail closed**: when introspection fails the request is refused (`503`), never accepted.
+//! * **What is cached**: inactive answers, and active ones that name a `client_id` and a `sub` (a
+//!   `grant` or `client` event could not find one without them: those are accepted but
+//!   introspected on every request). An active answer whose `exp` has passed, or whose
+//!   `token_type` is present and not `Bearer`, is refused as inactive.
+//! * **Fail closed**: when introspection fails the request is refused (`503`), never accepted;
+//!   so is a miss when `max_concurrent_introspections` introspections are already in flight
+//!   (no unbounded queue behind a slow authorization server).
 
 use std::collections::HashMap;
 use std::fmt;
@@ -25,7 +37,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant, SystemTime};
 
 use tokenwarden_client::{AccessToken, EndpointUrl, OAuthClient, TokenTypeHint};
-use tokio::sync::watch;
+use tokio::sync::{watch, OwnedSemaphorePermit, Semaphore};
 use tracing::{debug, warn};
 
 use crate::builder::ValidatorBuilder;
@@ -40,11 +52,12 @@ use crate::stats::{add, bump, read, Counters, Evictions, Stats};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ValidationError {
-    /// Introspection answered `active: false`, or the token is not an access token
-    /// (`token_type` other than `Bearer`): RFC 6750 `invalid_token`.
+    /// Introspection answered `active: false`, the token is not an access token (`token_type`
+    /// present and other than `Bearer`), or its `exp` has passed: RFC 6750 `invalid_token`.
     #[error("the access token is invalid, expired or revoked")]
     InvalidToken,
-    /// Introspection failed (network, timeout, non-200 answer, unreadable body). Fail closed.
+    /// Introspection failed (network, timeout, non-200 answer, unreadable body), or too many
+    /// introspections were in flight already. Fail closed.
     #[error("the access token could not be validated (introspection failed)")]
     Unavailable,
 }
@@ -57,6 +70,7 @@ pub(crate) struct Settings {
     pub max_entries: usize,
     pub feed_stale_bound: Duration,
     pub introspection_timeout: Duration,
+    pub max_concurrent_introspections: usize,
     pub reconnect_min: Duration,
     pub reconnect_max: Duration,
     pub realm: String,
@@ -64,14 +78,25 @@ pub(crate) struct Settings {
 
 const NEVER: u64 = u64::MAX;
 
+/// The heartbeat assumed until a `ready` announces one (tokenwarden's default).
+pub(crate) const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(10);
+
+/// The silence a current feed may keep: 1.5 × `heartbeat`.
+pub(crate) fn live_window(heartbeat: Duration) -> Duration {
+    heartbeat.saturating_mul(3) / 2
+}
+
 /// Feed state read on every request: plain atomics.
 #[derive(Debug)]
 pub(crate) struct FeedState {
     pub configured: bool,
+    /// `ready` received on the current connection.
     connected: AtomicBool,
-    /// When the last connection was lost, as nanoseconds since `origin`; `NEVER` before the first
-    /// connection.
-    down_since: AtomicU64,
+    /// When the feed last delivered bytes on a connection past its `ready`, as nanoseconds since
+    /// `origin`; `NEVER` before the first `ready`. Only moves forward.
+    last_heard: AtomicU64,
+    /// 1.5 × the heartbeat announced by the current connection's `ready`, in nanoseconds.
+    live_window: AtomicU64,
     /// The last event id processed; `NEVER` for none.
     cursor: AtomicU64,
     origin: Instant,
@@ -99,6 +124,8 @@ pub(crate) struct Shared {
     epoch: AtomicU64,
     inflight: Mutex<HashMap<TokenDigest, Flight>>,
     next_flight: AtomicU64,
+    /// One permit per introspection in flight (`max_concurrent_introspections`).
+    permits: Arc<Semaphore>,
 }
 
 /// Validates bearer tokens; cheap to clone (all clones share one cache and one feed
@@ -145,6 +172,11 @@ impl Validator {
             shared,
             _feed: feed.map(Arc::new),
         }
+    }
+
+    #[cfg(test)]
+    pub(crate) fn shared(&self) -> &Arc<Shared> {
+        &self.shared
     }
 
     /// A layer that lets through only requests with a valid bearer token (add required scopes
@@ -196,7 +228,7 @@ impl Validator {
         token: &str,
         digest: TokenDigest,
     ) -> Result<Arc<TokenClaims>, ValidationError> {
-        let mut receiver = {
+        let receiver = 'flight: {
             let mut inflight = self
                 .shared
                 .inflight
@@ -208,9 +240,16 @@ impl Validator {
                 // before may carry an answer the event has since made stale.
                 Some(flight) if flight.epoch == epoch => {
                     bump(&self.shared.stats.coalesced);
-                    flight.result.clone()
+                    Some(flight.result.clone())
                 }
                 _ => {
+                    let Ok(permit) = Arc::clone(&self.shared.permits).try_acquire_owned() else {
+                        // Refuse now rather than queue: a slow authorization server must not
+                        // pile up requests (and memory) without bound.
+                        bump(&self.shared.stats.overloaded);
+                        debug!("too many introspections in flight; refusing the request (503)");
+                        break 'flight None;
+                    };
                     let (sender, receiver) = watch::channel(None);
                     let id = self.shared.next_flight.fetch_add(1, Ordering::Relaxed);
                     inflight.insert(
@@ -225,14 +264,18 @@ impl Validator {
                         shared: Arc::clone(&self.shared),
                         digest,
                         id,
+                        _permit: permit,
                     };
                     let token = AccessToken::new(token);
                     tokio::spawn(async move {
                         run_flight(guard, token, epoch, sender).await;
                     });
-                    receiver
+                    Some(receiver)
                 }
             }
+        };
+        let Some(mut receiver) = receiver else {
+            return Err(ValidationError::Unavailable);
         };
         let result = match receiver.wait_for(Option::is_some).await {
             Ok(done) => done.clone(),
@@ -255,6 +298,7 @@ impl Validator {
             cache_hits: read(&c.cache_hits),
             cache_misses: read(&c.cache_misses),
             coalesced: read(&c.coalesced),
+            overloaded: read(&c.overloaded),
             cache_entries: u64::try_from(shared.cache.len()).unwrap_or(u64::MAX),
             evictions: Evictions {
                 token: read(&c.evicted_token),
@@ -265,6 +309,7 @@ impl Validator {
             },
             feed_events: read(&c.feed_events),
             feed_connected: shared.feed.connected.load(Ordering::SeqCst),
+            feed_silence: shared.feed.silence(shared.clock.now()),
             feed_connections: read(&c.feed_connections),
             feed_reconnects: read(&c.feed_reconnects),
             cursor: shared.feed.cursor(),
@@ -291,11 +336,13 @@ fn outcome_result(outcome: Outcome) -> Result<Arc<TokenClaims>, ValidationError>
     }
 }
 
-/// Removes its flight from the in-flight map when the flight ends, however it ends.
+/// Removes its flight from the in-flight map, and gives its permit back, when the flight ends,
+/// however it ends.
 struct FlightGuard {
     shared: Arc<Shared>,
     digest: TokenDigest,
     id: u64,
+    _permit: OwnedSemaphorePermit,
 }
 
 impl Drop for FlightGuard {
@@ -339,6 +386,9 @@ impl Shared {
         feed_endpoint: Option<EndpointUrl>,
     ) -> Self {
         let origin = clock.now();
+        let permits = settings
+            .max_concurrent_introspections
+            .clamp(1, Semaphore::MAX_PERMITS);
         Self {
             cache: Cache::new(settings.max_entries),
             settings,
@@ -347,7 +397,8 @@ impl Shared {
             feed: FeedState {
                 configured: feed_endpoint.is_some(),
                 connected: AtomicBool::new(false),
-                down_since: AtomicU64::new(NEVER),
+                last_heard: AtomicU64::new(NEVER),
+                live_window: AtomicU64::new(nanos(live_window(DEFAULT_HEARTBEAT))),
                 cursor: AtomicU64::new(NEVER),
                 origin,
                 watch: watch::Sender::new(false),
@@ -357,18 +408,24 @@ impl Shared {
             epoch: AtomicU64::new(0),
             inflight: Mutex::new(HashMap::new()),
             next_flight: AtomicU64::new(0),
+            permits: Arc::new(Semaphore::new(permits)),
         }
     }
 
-    /// The cache may be read: the feed is connected, or was lost less than the stale bound ago.
-    fn cache_usable(&self, now: Instant) -> bool {
-        if self.feed.connected.load(Ordering::SeqCst) {
-            return true;
-        }
-        match self.feed.down_for(now) {
-            Some(down) => down < self.settings.feed_stale_bound,
-            None => false,
-        }
+    /// The cache may be read: the feed is current (connected, silent for at most 1.5 ×
+    /// heartbeat), or has been silent — connected or not — for less than the stale bound.
+    pub(crate) fn cache_usable(&self, now: Instant) -> bool {
+        let Some(silence) = self.feed.silence(now) else {
+            return false;
+        };
+        self.feed.current(silence) || silence < self.settings.feed_stale_bound
+    }
+
+    /// The cache may be written: the feed is current.
+    pub(crate) fn cache_writable(&self, now: Instant) -> bool {
+        self.feed
+            .silence(now)
+            .is_some_and(|silence| self.feed.current(silence))
     }
 
     /// One introspection request (RFC 7662 §2.1, `token_type_hint=access_token`).
@@ -396,8 +453,17 @@ impl Shared {
         if !response.active {
             return Ok(Outcome::Inactive);
         }
+        // RFC 7662 §2.2: `exp` is when the token expires. An "active" token past it (the server's
+        // clock behind ours, or a bug) is not accepted, let alone cached.
+        if let Some(exp) = response.exp {
+            if remaining_until(exp, self.clock.wall()).is_none() {
+                debug!(exp, "active answer for a token past its exp refused");
+                return Ok(Outcome::Inactive);
+            }
+        }
         // An introspection endpoint answers for refresh tokens too (tokenwarden says
         // `token_type: "refresh_token"`); only access tokens open a resource (RFC 6750 §1.2).
+        // `token_type` is optional (RFC 7662 §2.2): absent is accepted, any other value refused.
         if let Some(token_type) = &response.token_type {
             if !token_type.eq_ignore_ascii_case("bearer") {
                 debug!(token_type, "active token of another type refused");
@@ -409,11 +475,18 @@ impl Shared {
         ))))
     }
 
-    /// Caches an outcome if the rules allow (module docs): feed connected, epoch unchanged.
+    /// Caches an outcome if the rules allow (module docs): feed current, epoch unchanged, and an
+    /// active answer that feed events can find (`client_id` and `sub`).
     fn store(&self, digest: TokenDigest, outcome: &Outcome, epoch: u64) {
         let now = self.clock.now();
         let ttl = match outcome {
             Outcome::Active(claims) => {
+                if claims.client_id.is_none() || claims.subject.is_none() {
+                    // A `grant` event names client_id and sub, a `client` event client_id: an
+                    // entry without them could outlive its revocation. Validate per request.
+                    debug!("active answer without client_id or sub: not cached");
+                    return;
+                }
                 let max = self.settings.cache_max_ttl;
                 match claims.exp {
                     Some(exp) => match remaining_until(exp, self.clock.wall()) {
@@ -431,8 +504,7 @@ impl Shared {
         let inserted = self
             .cache
             .insert_if(digest, outcome.clone(), expires, now, || {
-                self.feed.connected.load(Ordering::SeqCst)
-                    && self.epoch.load(Ordering::SeqCst) == epoch
+                self.cache_writable(now) && self.epoch.load(Ordering::SeqCst) == epoch
             });
         add(&self.stats.evicted_capacity, inserted.evicted_for_capacity);
     }
@@ -441,36 +513,48 @@ impl Shared {
         self.epoch.fetch_add(1, Ordering::SeqCst);
     }
 
-    /// `ready` received on a new connection.
-    pub(crate) fn feed_ready(&self, cursor: u64) {
+    /// `ready` received on a new connection, announcing `heartbeat` (already clamped).
+    pub(crate) fn feed_ready(&self, cursor: u64, heartbeat: Duration) {
         self.bump_epoch();
         let now = self.clock.now();
         let previous = self.feed.cursor();
-        let outage = self.feed.down_for(now);
+        let silence = self.feed.silence(now);
         // Events may have been missed: the server started elsewhere than where we left off
-        // (it sends `resync` for that too), or we were down long enough that the cache was
-        // already out of use. Start over rather than trust entries from before.
+        // (it sends `resync` for that too), or we heard nothing for long enough that the cache
+        // was already out of use. Start over rather than trust entries from before.
         let cursor_moved = previous.is_some_and(|p| p != cursor);
-        let long_outage = outage.is_some_and(|down| down >= self.settings.feed_stale_bound);
+        let long_outage = silence.is_some_and(|down| down >= self.settings.feed_stale_bound);
         if cursor_moved || long_outage {
             debug!(cursor_moved, long_outage, "flushing the cache on reconnect");
             add(&self.stats.evicted_resync, self.cache.clear());
         }
         self.feed.cursor.store(cursor, Ordering::SeqCst);
+        self.feed
+            .live_window
+            .store(nanos(live_window(heartbeat)), Ordering::SeqCst);
+        self.feed_heard(now);
         self.feed.connected.store(true, Ordering::SeqCst);
         bump(&self.stats.feed_connections);
         self.feed.watch.send_replace(true);
     }
 
-    /// The connection ended (or failed before `ready`).
+    /// The feed delivered bytes at `at` (read when they arrived; recorded once their events are
+    /// applied, so a reader that sees the feed current again also sees their evictions).
+    pub(crate) fn feed_heard(&self, at: Instant) {
+        let heard = nanos(at.saturating_duration_since(self.feed.origin)).min(NEVER - 1);
+        // Forward only (`NEVER` is "not yet", not "latest").
+        let _ = self
+            .feed
+            .last_heard
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |last| {
+                (last == NEVER || heard > last).then_some(heard)
+            });
+    }
+
+    /// The connection ended (or failed before `ready`), or the feed task ended. The feed counts
+    /// as down since it was last heard from, not since now.
     pub(crate) fn feed_lost(&self) {
-        if self.feed.connected.load(Ordering::SeqCst) {
-            let since = self.clock.now().saturating_duration_since(self.feed.origin);
-            let nanos = u64::try_from(since.as_nanos()).unwrap_or(NEVER - 1);
-            // `down_since` before `connected = false`: a reader that sees "not connected" also
-            // sees when it stopped.
-            self.feed.down_since.store(nanos, Ordering::SeqCst);
-            self.feed.connected.store(false, Ordering::SeqCst);
+        if self.feed.connected.swap(false, Ordering::SeqCst) {
             self.feed.watch.send_replace(false);
         }
         self.bump_epoch();
@@ -525,19 +609,27 @@ impl FeedState {
         }
     }
 
-    /// How long the feed has been down, `None` if it never connected or is connected.
-    fn down_for(&self, now: Instant) -> Option<Duration> {
-        if self.connected.load(Ordering::SeqCst) {
-            return None;
-        }
-        match self.down_since.load(Ordering::SeqCst) {
+    /// How long since the feed was last heard from; `None` before the first `ready`.
+    pub(crate) fn silence(&self, now: Instant) -> Option<Duration> {
+        match self.last_heard.load(Ordering::SeqCst) {
             NEVER => None,
-            nanos => {
-                let since = self.origin.checked_add(Duration::from_nanos(nanos))?;
-                Some(now.saturating_duration_since(since))
+            heard => {
+                let since = now.saturating_duration_since(self.origin);
+                Some(since.saturating_sub(Duration::from_nanos(heard)))
             }
         }
     }
+
+    /// Connected, and `silence` within 1.5 × the announced heartbeat.
+    fn current(&self, silence: Duration) -> bool {
+        self.connected.load(Ordering::SeqCst)
+            && silence <= Duration::from_nanos(self.live_window.load(Ordering::SeqCst))
+    }
+}
+
+/// Nanoseconds, saturating at `u64::MAX`.
+fn nanos(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
 }
 
 /// Time left until `exp` (seconds since the epoch); `None` if it has passed.

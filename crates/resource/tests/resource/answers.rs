@@ -7,7 +7,9 @@ use std::time::Duration;
 use axum::http::StatusCode;
 use tokenwarden_resource::{BuildError, ClientSecret, ManualClock, Validator};
 
-use crate::mock::{bearer, call, connected, start_time, Mock, CLIENT_ID, CLIENT_SECRET};
+use crate::mock::{
+    bearer, call, connected, start_time, wait_until, Mock, CLIENT_ID, CLIENT_SECRET, NOW,
+};
 
 const INVALID_TOKEN: &str = "Bearer realm=\"api\", error=\"invalid_token\", error_description=\"The access token is invalid, expired or revoked\"";
 
@@ -126,6 +128,141 @@ async fn a_refresh_token_is_not_an_access_token() {
     let answer = bearer(&app, "/notes", "twr_refresh").await;
     assert_eq!(answer.status, StatusCode::UNAUTHORIZED);
     assert_eq!(answer.www_authenticate(), Some(INVALID_TOKEN));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_type_may_be_absent_or_any_case_of_bearer_and_nothing_else() {
+    let (mock, _clock, validator, app) = setup().await;
+    let answer = |token_type: Option<&str>| {
+        let mut answer = serde_json::json!({"active": true, "client_id": "app", "sub": "alice", "exp": NOW + 60});
+        if let Some(token_type) = token_type {
+            answer["token_type"] = token_type.into();
+        }
+        answer
+    };
+    // RFC 7662 §2.2: token_type is optional. Accepted, and cached.
+    for (token, token_type) in [
+        ("t-none", None),
+        ("t-lower", Some("bearer")),
+        ("t-upper", Some("BEARER")),
+    ] {
+        mock.set(token, answer(token_type));
+        assert_eq!(
+            bearer(&app, "/notes", token).await.status,
+            StatusCode::OK,
+            "{token_type:?}"
+        );
+        assert_eq!(
+            bearer(&app, "/notes", token).await.status,
+            StatusCode::OK,
+            "{token_type:?}"
+        );
+    }
+    assert_eq!(mock.introspections(), 3);
+    for (token, token_type) in [
+        ("t-mac", "mac"),
+        ("t-dpop", "DPoP"),
+        ("t-empty", ""),
+        ("t-na", "N_A"),
+    ] {
+        mock.set(token, answer(Some(token_type)));
+        let answer = bearer(&app, "/notes", token).await;
+        assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "{token_type}");
+        assert_eq!(answer.www_authenticate(), Some(INVALID_TOKEN));
+    }
+    assert_eq!(validator.stats().cache_entries, 7);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn active_answers_that_feed_events_could_not_find_are_accepted_but_not_cached() {
+    let (mock, _clock, validator, app) = setup().await;
+    // No client_id: a `client` or `grant` event could not evict it.
+    mock.set(
+        "no-client",
+        serde_json::json!({"active": true, "token_type": "Bearer", "sub": "alice", "exp": NOW + 60}),
+    );
+    // A username but no sub: a `grant` event names the user by `sub`.
+    mock.set(
+        "no-sub",
+        serde_json::json!({"active": true, "token_type": "Bearer", "client_id": "app", "username": "alice", "exp": NOW + 60}),
+    );
+    for token in ["no-client", "no-sub"] {
+        for _ in 0..3 {
+            assert_eq!(
+                bearer(&app, "/notes", token).await.status,
+                StatusCode::OK,
+                "{token}"
+            );
+        }
+    }
+    assert_eq!(mock.introspections(), 6, "validated per request");
+    assert_eq!(validator.stats().cache_entries, 0);
+    // With both, cached as usual.
+    mock.issue("both", "app", "alice", "read");
+    for _ in 0..3 {
+        assert_eq!(bearer(&app, "/notes", "both").await.status, StatusCode::OK);
+    }
+    assert_eq!(mock.introspections(), 7);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn misses_beyond_the_concurrent_introspection_cap_are_503_at_once() {
+    let mock = Mock::start().await;
+    let clock = Arc::new(ManualClock::starting_at(start_time()));
+    let validator = connected(mock.builder(&clock).max_concurrent_introspections(4)).await;
+    let app = crate::mock::app(&validator);
+    let gate = mock.gate_introspection();
+    let tokens: Vec<String> = (0..6).map(|i| format!("cap-{i}")).collect();
+    for token in &tokens {
+        mock.issue(token, "app", "alice", "read");
+    }
+    let spawn = |token: &str| {
+        let (app, token) = (app.clone(), token.to_owned());
+        tokio::spawn(async move { bearer(&app, "/notes", &token).await })
+    };
+    let tasks: Vec<_> = tokens.iter().map(|t| spawn(t)).collect();
+    // Four introspections held at the server; the other two misses are refused without waiting.
+    wait_until("4 in flight, 2 refused", || {
+        mock.introspections() == 4 && tasks.iter().filter(|t| t.is_finished()).count() == 2
+    })
+    .await;
+    assert_eq!(validator.stats().overloaded, 2);
+    // A request for a token already in flight joins it: no slot needed.
+    let in_flight = tokens
+        .iter()
+        .zip(&tasks)
+        .find(|(_, task)| !task.is_finished())
+        .map(|(token, _)| token.clone())
+        .unwrap();
+    let joiner = spawn(&in_flight);
+    wait_until("joined", || validator.stats().coalesced == 1).await;
+    gate.add_permits(100);
+    let mut statuses = Vec::new();
+    for task in tasks {
+        let answer = task.await.unwrap();
+        if answer.status == StatusCode::SERVICE_UNAVAILABLE {
+            let body: serde_json::Value = serde_json::from_str(&answer.body).unwrap();
+            assert_eq!(body["error"], "temporarily_unavailable");
+        }
+        statuses.push(answer.status);
+    }
+    statuses.sort();
+    assert_eq!(
+        statuses,
+        [
+            [StatusCode::OK; 4].as_slice(),
+            &[StatusCode::SERVICE_UNAVAILABLE; 2]
+        ]
+        .concat()
+    );
+    assert_eq!(joiner.await.unwrap().status, StatusCode::OK);
+    assert_eq!(mock.introspections(), 4);
+    // The slots are free again: the refused tokens go through now.
+    for token in &tokens {
+        assert_eq!(bearer(&app, "/notes", token).await.status, StatusCode::OK);
+    }
+    assert_eq!(mock.introspections(), 6);
+    assert_eq!(validator.stats().overloaded, 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

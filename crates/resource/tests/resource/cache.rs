@@ -7,7 +7,7 @@ use std::time::Duration;
 use axum::http::StatusCode;
 use tokenwarden_resource::ManualClock;
 
-use crate::mock::{bearer, connected, start_time, wait_until, Mock, NOW};
+use crate::mock::{advance_heard, bearer, connected, start_time, wait_until, Mock, NOW};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thousand_requests_with_one_token_cost_one_introspection() {
@@ -135,7 +135,8 @@ async fn active_answers_are_cached_until_exp_or_the_max_ttl_whichever_is_first()
         serde_json::json!({"active": true, "token_type": "Bearer", "client_id": "app", "sub": "a", "exp": NOW + 30}),
     );
     assert_eq!(bearer(&app, "/notes", "short").await.status, StatusCode::OK);
-    clock.advance(Duration::from_secs(29));
+    // The feed keeps talking while the clock jumps (a silent feed would stop the cache).
+    advance_heard(&mock, &validator, &clock, Duration::from_secs(29)).await;
     assert_eq!(bearer(&app, "/notes", "short").await.status, StatusCode::OK);
     assert_eq!(mock.introspections(), 1);
     clock.advance(Duration::from_secs(2));
@@ -148,22 +149,43 @@ async fn active_answers_are_cached_until_exp_or_the_max_ttl_whichever_is_first()
     mock.issue("long", "app", "alice", "read");
     let before = mock.introspections();
     assert_eq!(bearer(&app, "/notes", "long").await.status, StatusCode::OK);
-    clock.advance(Duration::from_secs(59));
+    advance_heard(&mock, &validator, &clock, Duration::from_secs(59)).await;
     assert_eq!(bearer(&app, "/notes", "long").await.status, StatusCode::OK);
     assert_eq!(mock.introspections(), before + 1);
     clock.advance(Duration::from_secs(2));
     assert_eq!(bearer(&app, "/notes", "long").await.status, StatusCode::OK);
     assert_eq!(mock.introspections(), before + 2);
 
-    // Already past exp (server clock ahead of ours would say active): accepted, not cached.
+    // Already past exp (the server's clock behind ours says active): refused as invalid_token,
+    // cached only as inactive (for the negative TTL), never as active.
     mock.set(
         "stale",
-        serde_json::json!({"active": true, "client_id": "app", "sub": "a", "exp": NOW - 10}),
+        serde_json::json!({"active": true, "token_type": "Bearer", "client_id": "app", "sub": "a", "exp": NOW - 10}),
     );
     let before = mock.introspections();
-    assert_eq!(bearer(&app, "/notes", "stale").await.status, StatusCode::OK);
-    assert_eq!(bearer(&app, "/notes", "stale").await.status, StatusCode::OK);
-    assert_eq!(mock.introspections(), before + 2);
+    for _ in 0..2 {
+        let answer = bearer(&app, "/notes", "stale").await;
+        assert_eq!(answer.status, StatusCode::UNAUTHORIZED);
+        assert!(answer
+            .www_authenticate()
+            .unwrap()
+            .contains("error=\"invalid_token\""));
+    }
+    assert_eq!(mock.introspections(), before + 1);
+    // Exactly at exp is past too (RFC 7662 §2.2: the token expires at `exp`).
+    let wall = tokenwarden_resource::Clock::wall(clock.as_ref());
+    let now = wall
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    mock.set(
+        "at-exp",
+        serde_json::json!({"active": true, "client_id": "app", "sub": "a", "exp": now}),
+    );
+    assert_eq!(
+        bearer(&app, "/notes", "at-exp").await.status,
+        StatusCode::UNAUTHORIZED
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

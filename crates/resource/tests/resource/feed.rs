@@ -1,5 +1,6 @@
-//! The revocation feed: evictions by kind, resync, reconnect from the cursor, the stale bound,
-//! dead-connection detection, and events racing an introspection in flight.
+//! The revocation feed: evictions by kind, resync, gaps, reconnect from the cursor, the stale
+//! bound counted from when the feed was last heard, silent connections, the heartbeat clamp, the
+//! SSE size limits, and events racing an introspection in flight.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -221,7 +222,10 @@ async fn beyond_the_stale_bound_every_request_is_introspected() {
         assert_eq!(bearer(&app, "/notes", "tok").await.status, StatusCode::OK);
     }
     assert_eq!(mock.introspections(), 6);
-    assert!(mock.feed_requests().len() >= 2, "kept trying to reconnect");
+    wait_until("kept trying to reconnect", || {
+        mock.feed_requests().len() >= 2
+    })
+    .await;
 
     // The feed comes back: entries from before the outage are dropped; caching resumes.
     mock.set_feed_up(true);
@@ -237,7 +241,7 @@ async fn beyond_the_stale_bound_every_request_is_introspected() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_silent_connection_is_dropped_after_three_heartbeats() {
+async fn a_silent_connection_is_dropped_after_two_heartbeats() {
     let mock = Mock::start().await;
     mock.set_auto_ready(Some(1));
     let clock = Arc::new(ManualClock::starting_at(start_time()));
@@ -248,7 +252,8 @@ async fn a_silent_connection_is_dropped_after_three_heartbeats() {
     })
     .await;
     let waited = started.elapsed();
-    assert!(waited >= Duration::from_millis(2_900), "{waited:?}");
+    assert!(waited >= Duration::from_millis(1_900), "{waited:?}");
+    assert!(waited < Duration::from_millis(2_900), "{waited:?}");
     assert_eq!(mock.feed_requests()[1].last_event_id.as_deref(), Some("41"));
     drop(validator);
 }
@@ -331,4 +336,240 @@ async fn an_event_during_an_introspection_keeps_its_answer_out_of_the_cache() {
     let answer = bearer(&app, "/notes", "tok2").await;
     assert_eq!(answer.status, StatusCode::UNAUTHORIZED);
     assert_eq!(answer.www_authenticate(), Some(INVALID_TOKEN));
+}
+
+/// One cached token, one token to introspect now, on a validator whose cache is in use.
+async fn cached_and_fresh(
+    mock: &Mock,
+    app: &axum::Router,
+    cached: &str,
+    fresh: &str,
+) -> (StatusCode, StatusCode) {
+    mock.issue(cached, "app", "alice", "read");
+    mock.issue(fresh, "app", "bob", "read");
+    (
+        bearer(app, "/notes", cached).await.status,
+        bearer(app, "/notes", fresh).await.status,
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_open_feed_stops_writes_after_one_and_a_half_heartbeats_and_reads_after_the_stale_bound(
+) {
+    let mock = Mock::start().await;
+    // `ready` announces a 10 s heartbeat, then the connection stays open and says nothing. Real
+    // time barely moves (no reconnect after 20 s); the validator's clock jumps.
+    let clock = Arc::new(ManualClock::starting_at(start_time()));
+    let validator = connected(
+        mock.builder(&clock)
+            .feed_stale_bound(Duration::from_secs(30)),
+    )
+    .await;
+    let app = crate::mock::app(&validator);
+    mock.issue("old", "app", "alice", "read");
+    assert_eq!(bearer(&app, "/notes", "old").await.status, StatusCode::OK);
+    assert_eq!(mock.introspections(), 1);
+
+    // 15 s of silence = 1.5 heartbeats: still current, results still cached.
+    clock.advance(Duration::from_secs(15));
+    assert_eq!(
+        validator.stats().feed_silence,
+        Some(Duration::from_secs(15))
+    );
+    let (a, b) = cached_and_fresh(&mock, &app, "old", "new-15").await;
+    assert_eq!((a, b), (StatusCode::OK, StatusCode::OK));
+    assert_eq!(mock.introspections(), 2);
+    assert_eq!(
+        bearer(&app, "/notes", "new-15").await.status,
+        StatusCode::OK
+    );
+    assert_eq!(mock.introspections(), 2, "cached at 1.5 heartbeats");
+
+    // Past 1.5 heartbeats: the cache is still read (within the 30 s stale bound) but nothing
+    // new is written.
+    clock.advance(Duration::from_millis(1));
+    for _ in 0..3 {
+        let (a, b) = cached_and_fresh(&mock, &app, "old", "new-16").await;
+        assert_eq!((a, b), (StatusCode::OK, StatusCode::OK));
+    }
+    assert_eq!(
+        mock.introspections(),
+        5,
+        "new-16 introspected every time, old from the cache"
+    );
+    assert!(
+        validator.stats().feed_connected,
+        "the connection itself is still open"
+    );
+
+    // Once the silence reaches the stale bound, every request is introspected.
+    clock.advance(Duration::from_millis(29_999 - 15_001));
+    assert_eq!(bearer(&app, "/notes", "old").await.status, StatusCode::OK);
+    assert_eq!(mock.introspections(), 5);
+    clock.advance(Duration::from_millis(1));
+    for _ in 0..3 {
+        assert_eq!(bearer(&app, "/notes", "old").await.status, StatusCode::OK);
+    }
+    assert_eq!(mock.introspections(), 8);
+
+    // The feed speaks again: what it said is applied, and the cache is current again.
+    mock.deactivate("old");
+    mock.send_revoked(
+        42,
+        serde_json::json!({"kind": "token", "client_id": "app", "token_sha256": sha256_hex("old")}),
+    );
+    wait_until("heard again", || {
+        validator.stats().feed_silence == Some(Duration::ZERO)
+    })
+    .await;
+    assert_eq!(validator.stats().evictions.token, 1);
+    assert_eq!(
+        bearer(&app, "/notes", "old").await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        bearer(&app, "/notes", "new-15").await.status,
+        StatusCode::OK
+    );
+    assert_eq!(mock.introspections(), 9);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_feed_counts_as_down_since_it_was_last_heard_not_since_the_loss_was_noticed() {
+    let mock = Mock::start().await;
+    let clock = Arc::new(ManualClock::starting_at(start_time()));
+    let validator = connected(
+        mock.builder(&clock)
+            .feed_stale_bound(Duration::from_secs(10)),
+    )
+    .await;
+    let app = crate::mock::app(&validator);
+    mock.issue("tok", "app", "alice", "read");
+    assert_eq!(bearer(&app, "/notes", "tok").await.status, StatusCode::OK);
+
+    // 8 s of silence (within 1.5 heartbeats), then the connection ends and stays down.
+    clock.advance(Duration::from_secs(8));
+    mock.set_feed_up(false);
+    mock.drop_feed();
+    wait_until("feed lost", || !validator.stats().feed_connected).await;
+    assert_eq!(bearer(&app, "/notes", "tok").await.status, StatusCode::OK);
+    assert_eq!(mock.introspections(), 1);
+    // 10 s after the feed was last heard from, 2 s after the loss was noticed: out of use.
+    clock.advance(Duration::from_secs(2));
+    assert_eq!(bearer(&app, "/notes", "tok").await.status, StatusCode::OK);
+    assert_eq!(bearer(&app, "/notes", "tok").await.status, StatusCode::OK);
+    assert_eq!(mock.introspections(), 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_out_of_range_heartbeat_is_clamped_and_panics_nothing() {
+    // u64::MAX seconds (`Duration::from_secs(hb) * 3` used to panic in the feed task, which then
+    // left the feed "connected" forever): used as 60 s, so the feed stops being current after
+    // 90 s of silence.
+    let mock = Mock::start().await;
+    mock.set_auto_ready(Some(u64::MAX));
+    let clock = Arc::new(ManualClock::starting_at(start_time()));
+    let validator = connected(mock.builder(&clock)).await;
+    let app = crate::mock::app(&validator);
+    mock.issue("tok", "app", "alice", "read");
+    assert_eq!(bearer(&app, "/notes", "tok").await.status, StatusCode::OK);
+    clock.advance(Duration::from_secs(90));
+    assert_eq!(bearer(&app, "/notes", "tok").await.status, StatusCode::OK);
+    assert_eq!(mock.introspections(), 1);
+    clock.advance(Duration::from_millis(1));
+    assert_eq!(bearer(&app, "/notes", "tok").await.status, StatusCode::OK);
+    assert_eq!(mock.introspections(), 2);
+    // The task is alive and well: still the one connection, and it still applies events.
+    assert!(validator.stats().feed_connected);
+    assert_eq!(mock.feed_requests().len(), 1);
+    mock.send_revoked(42, serde_json::json!({"kind": "client", "client_id": "x"}));
+    wait_until("event applied", || validator.stats().cursor == Some(42)).await;
+
+    // 0 is used as 1 s: current for 1.5 s of silence (and with no stale bound, read no longer).
+    let mock = Mock::start().await;
+    mock.set_auto_ready(Some(0));
+    let clock = Arc::new(ManualClock::starting_at(start_time()));
+    let validator = connected(mock.builder(&clock).feed_stale_bound(Duration::ZERO)).await;
+    let app = crate::mock::app(&validator);
+    mock.issue("tok", "app", "alice", "read");
+    assert_eq!(bearer(&app, "/notes", "tok").await.status, StatusCode::OK);
+    clock.advance(Duration::from_millis(1_500));
+    assert_eq!(bearer(&app, "/notes", "tok").await.status, StatusCode::OK);
+    assert_eq!(mock.introspections(), 1);
+    clock.advance(Duration::from_millis(1));
+    assert_eq!(bearer(&app, "/notes", "tok").await.status, StatusCode::OK);
+    assert_eq!(mock.introspections(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_with_endless_data_lines_is_dropped_with_its_connection() {
+    let mock = Mock::start().await;
+    let clock = Arc::new(ManualClock::starting_at(start_time()));
+    let validator = connected(mock.builder(&clock)).await;
+    // A `revoked` event whose `data:` lines never end (no blank line): 70 lines of 1 000 bytes,
+    // each well under the line limit, together over the 64 KiB an event may carry.
+    let line = format!("data: {}\n", "x".repeat(1_000));
+    mock.send(&format!("event: revoked\nid: 42\n{}", line.repeat(70)));
+    wait_until("reconnect", || mock.feed_requests().len() == 2).await;
+    // Reconnected from the cursor before the event, which was not applied.
+    assert_eq!(mock.feed_requests()[1].last_event_id.as_deref(), Some("41"));
+    wait_until("reconnected", || validator.stats().feed_connections == 2).await;
+    let stats = validator.stats();
+    assert_eq!(stats.feed_events, 0);
+    assert_eq!(stats.cursor, Some(41));
+}
+
+/// Caches two tokens.
+async fn fill(mock: &Mock, app: &axum::Router, validator: &tokenwarden_resource::Validator) {
+    for token in ["g1", "g2"] {
+        mock.issue(token, "app", "alice", "read");
+        assert_eq!(bearer(app, "/notes", token).await.status, StatusCode::OK);
+    }
+    assert_eq!(validator.stats().cache_entries, 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gap_in_the_ids_or_an_unknown_event_with_an_id_flushes_the_cache() {
+    let mock = Mock::start().await;
+    let clock = Arc::new(ManualClock::starting_at(start_time()));
+    let validator = connected(mock.builder(&clock)).await;
+    let app = crate::mock::app(&validator);
+    let unrelated = || serde_json::json!({"kind": "client", "client_id": "unrelated"});
+    fill(&mock, &app, &validator).await;
+    assert_eq!(validator.stats().cursor, Some(41));
+
+    // In sequence (41 → 42): applied precisely, nothing else evicted.
+    mock.send_revoked(42, unrelated());
+    wait_until("cursor 42", || validator.stats().cursor == Some(42)).await;
+    assert_eq!(validator.stats().cache_entries, 2);
+
+    // 43 missing: flush, then move on to 44.
+    mock.send_revoked(44, unrelated());
+    wait_until("cursor 44", || validator.stats().cursor == Some(44)).await;
+    assert_eq!(validator.stats().cache_entries, 0);
+    assert_eq!(validator.stats().evictions.resync, 2);
+    fill(&mock, &app, &validator).await;
+
+    // An event type we do not know, carrying an id: it took a place in the sequence.
+    mock.send("event: revoked-v2\nid: 45\ndata: {\"seq\":45}\n\n");
+    wait_until("cursor 45", || validator.stats().cursor == Some(45)).await;
+    assert_eq!(validator.stats().cache_entries, 0);
+    assert_eq!(validator.stats().evictions.resync, 4);
+    fill(&mock, &app, &validator).await;
+
+    // Without an id it is ignored; the next event is in sequence.
+    mock.send("event: hello\ndata: {}\n\n");
+    mock.send_revoked(46, unrelated());
+    wait_until("cursor 46", || validator.stats().cursor == Some(46)).await;
+    assert_eq!(validator.stats().cache_entries, 2);
+
+    // A replayed id is out of sequence too, and so is a `revoked` event without an id.
+    mock.send_revoked(46, unrelated());
+    wait_until("flush", || validator.stats().evictions.resync == 6).await;
+    assert_eq!(validator.stats().cursor, Some(46));
+    fill(&mock, &app, &validator).await;
+    mock.send("event: revoked\ndata: {\"seq\":47,\"kind\":\"client\",\"client_id\":\"x\"}\n\n");
+    wait_until("flush", || validator.stats().evictions.resync == 8).await;
+    assert_eq!(validator.stats().cursor, Some(46));
+    assert_eq!(mock.introspections(), 8);
 }

@@ -386,6 +386,18 @@ pub async fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
     }
 }
 
+/// Moves the manual `clock` forward while the feed keeps talking: advances it by `by`, then has
+/// the feed send a keep-alive comment and waits until the validator heard it (its silence is back
+/// to zero on the stopped clock). Without it a long jump of the clock is a silent feed.
+pub async fn advance_heard(mock: &Mock, validator: &Validator, clock: &ManualClock, by: Duration) {
+    clock.advance(by);
+    mock.send(": keepalive\n\n");
+    wait_until("the keep-alive heard", || {
+        validator.stats().feed_silence == Some(Duration::ZERO)
+    })
+    .await;
+}
+
 /// A validator with its feed connected.
 pub async fn connected(builder: ValidatorBuilder) -> Validator {
     let validator = builder.build().await.unwrap();
