@@ -288,7 +288,10 @@ async fn demo<S: AdminStore>(server: &AuthorizationServer<S>) -> anyhow::Result<
          \n# Revoke that refresh token, and with it the whole grant (RFC 7009)\n\
          curl -s -i -u demo-app:{app} -d token={refresh} -d token_type_hint=refresh_token {issuer}/oauth2/revoke\n\
          \n# Metadata (RFC 8414)\n\
-         curl -s {issuer}/.well-known/oauth-authorization-server\n"
+         curl -s {issuer}/.well-known/oauth-authorization-server\n\
+         \n# Follow revocations as the resource server demo-api (extension: Server-Sent Events; run it in\n\
+         # another terminal before revoking; `--no-buffer` shows each event as it arrives)\n\
+         curl -s --no-buffer -u demo-api:{api} {issuer}/oauth2/revocations\n"
     );
     Ok(())
 }

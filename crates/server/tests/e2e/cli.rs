@@ -183,6 +183,17 @@ fn demo_curl_lines_work_as_printed() {
     assert!(lines.len() >= 5, "{text}");
     let mut outputs = Vec::new();
     for line in &lines {
+        if line.contains("/oauth2/revocations") {
+            // A stream that never ends by itself: read it for a second (curl then exits 28).
+            let out = std::process::Command::new("sh")
+                .arg("-c")
+                .arg(format!("{line} --max-time 1"))
+                .output()
+                .unwrap();
+            let text = String::from_utf8(out.stdout).unwrap();
+            assert!(text.contains("event: ready\n"), "feed: {text}");
+            continue;
+        }
         let out = std::process::Command::new("sh")
             .arg("-c")
             .arg(line)
@@ -191,6 +202,10 @@ fn demo_curl_lines_work_as_printed() {
         assert!(out.status.success(), "{line}");
         outputs.push(String::from_utf8(out.stdout).unwrap());
     }
+    assert!(
+        lines.iter().any(|l| l.contains("/oauth2/revocations")),
+        "the demo shows the revocation feed"
+    );
     assert!(
         outputs[0].contains("\"access_token\":\"twa_"),
         "client credentials: {}",
