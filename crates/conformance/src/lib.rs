@@ -2703,12 +2703,10 @@ pub async fn delete_client_appends_exactly_one_client_event<S: AccountStore>(sto
 /// `revocation_events(after, limit)` returns the events after the cursor, oldest first, at most
 /// `limit`, with the current head.
 pub async fn revocation_events_pages_after_a_cursor<S: AccountStore>(store: S) {
+    seed_client_and_user(&store, "app", "alice").await;
     let mut tokens = Vec::new();
     for i in 0..5 {
         let a = access(&format!("cc{i}"), None, "app", T0);
-        if i == 0 {
-            seed_client_and_user(&store, "app", "alice").await;
-        }
         store.insert_access_token(&a).await.unwrap();
         store.revoke_access_token(&a.digest, T0 + i).await.unwrap();
         tokens.push(a);

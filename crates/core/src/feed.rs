@@ -20,6 +20,7 @@ use crate::client_auth::authenticate_client;
 use crate::clock::Timestamp;
 use crate::crypto::TokenDigest;
 use crate::error::{ErrorCode, OAuthError};
+use crate::model::Client;
 use crate::server::{with_outcome, AuthorizationServer, Outcome};
 use crate::store::Store;
 use crate::wire::{error_response, Form, WireError};
@@ -182,10 +183,11 @@ impl FeedStart {
 }
 
 /// An authorized subscription request.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct FeedSubscription {
-    /// The resource server reading the feed.
-    pub client_id: String,
+    /// The resource server reading the feed, as registered when it authenticated (the adapter
+    /// re-checks the registration while the stream is open).
+    pub client: Client,
     /// `Last-Event-ID` or `?since=`; `None` to start at the head.
     pub cursor: Option<u64>,
 }
@@ -234,10 +236,7 @@ impl<S: Store> AuthorizationServer<S> {
                 "the revocation feed is for resource servers (clients created with --introspect)",
             )));
         }
-        Ok(FeedSubscription {
-            client_id: client.client_id,
-            cursor,
-        })
+        Ok(FeedSubscription { client, cursor })
     }
 
     /// Reads events after `after` (at most `limit`) with the feed's bounds.

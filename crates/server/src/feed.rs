@@ -269,20 +269,6 @@ pub async fn subscribe<S: Store + 'static>(
     request: http::Request<Bytes>,
 ) -> Result<Response, http::Response<Bytes>> {
     let subscription = state.server.authorize_revocation_feed(&request).await?;
-    let unavailable = || {
-        tokenwarden_core::wire::error_response(
-            &tokenwarden_core::error::OAuthError::unavailable().into(),
-        )
-    };
-    let client = match state
-        .server
-        .store()
-        .find_client(&subscription.client_id)
-        .await
-    {
-        Ok(Some(client)) => client,
-        _ => return Err(unavailable()),
-    };
     let page = match state.server.revocation_events(0, 0).await {
         Ok(page) => page,
         Err(e) => {
@@ -315,13 +301,13 @@ pub async fn subscribe<S: Store + 'static>(
         }
     };
     tracing::info!(
-        client_id = %subscription.client_id,
+        client_id = %subscription.client.client_id,
         cursor,
         "revocation feed subscribed"
     );
     let sub = Subscription {
         guard,
-        client,
+        client: subscription.client,
         checked: tokio::time::Instant::now(),
         cursor,
         head: hub.head.subscribe(),

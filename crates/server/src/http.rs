@@ -23,7 +23,7 @@ use tokenwarden_core::{AuthorizationServer, Outcome};
 
 use crate::backend::Health;
 use crate::feed::FeedHub;
-use crate::metrics::Metrics;
+use crate::metrics::{Endpoint, Metrics};
 use crate::pages::{self, LoginLimiter};
 
 /// Shared state of the HTTP handlers.
@@ -139,30 +139,18 @@ fn core_response(response: http::Response<Bytes>) -> Response {
     response.map(Body::from)
 }
 
-/// Runs one OAuth endpoint: buffer, call the core, record metrics.
-async fn endpoint<F, Fut>(
-    metrics: &Metrics,
-    name: &'static str,
-    request: Request,
-    call: F,
-) -> Response
+/// Runs one OAuth endpoint: buffer, call the core, record metrics (the outcome the core put in
+/// the response's extensions, and the time to the response head).
+async fn endpoint<F, Fut>(metrics: &Metrics, name: Endpoint, request: Request, call: F) -> Response
 where
     F: FnOnce(http::Request<Bytes>) -> Fut,
-    Fut: Future<Output = http::Response<Bytes>>,
+    Fut: Future<Output = Response>,
 {
     #[allow(clippy::disallowed_methods)] // monotonic latency measurement, not a wall-clock read
     let started = std::time::Instant::now();
     let response = match buffered(request).await {
         Ok(request) => call(request).await,
-        Err(response) => {
-            metrics.record(
-                name,
-                Some(Outcome::Rejected),
-                response.status().as_u16(),
-                started.elapsed().as_secs_f64(),
-            );
-            return response;
-        }
+        Err(response) => response,
     };
     let outcome = response.extensions().get::<Outcome>().copied();
     metrics.record(
@@ -171,22 +159,20 @@ where
         response.status().as_u16(),
         started.elapsed().as_secs_f64(),
     );
-    core_response(response)
+    response
 }
 
 async fn token<S: Store + Health + 'static>(
     State(st): State<Arc<AppState<S>>>,
     request: Request,
 ) -> Response {
-    endpoint(&st.metrics, "token", request, |r| async {
+    endpoint(&st.metrics, Endpoint::Token, request, |r| async {
         let response = st.server.token(r).await;
-        if response.extensions().get::<Outcome>() == Some(&Outcome::ReuseDetected)
-            || response.status() == StatusCode::BAD_REQUEST
-        {
-            // Reuse of a refresh token or an authorization code revokes a grant.
+        // Reuse of a refresh token or of an authorization code revokes a grant.
+        if response.extensions().get::<Outcome>() == Some(&Outcome::ReuseDetected) {
             st.feed.poke();
         }
-        response
+        core_response(response)
     })
     .await
 }
@@ -195,12 +181,12 @@ async fn revoke<S: Store + Health + 'static>(
     State(st): State<Arc<AppState<S>>>,
     request: Request,
 ) -> Response {
-    endpoint(&st.metrics, "revoke", request, |r| async {
+    endpoint(&st.metrics, Endpoint::Revoke, request, |r| async {
         let response = st.server.create_revocation_response(r).await;
         if response.extensions().get::<Outcome>() == Some(&Outcome::Revoked) {
             st.feed.poke();
         }
-        response
+        core_response(response)
     })
     .await
 }
@@ -209,33 +195,20 @@ async fn revocation_feed<S: Store + Health + 'static>(
     State(st): State<Arc<AppState<S>>>,
     request: Request,
 ) -> Response {
-    let request = match buffered(request).await {
-        Ok(request) => request,
-        Err(response) => return response,
-    };
-    match crate::feed::subscribe(Arc::clone(&st), request).await {
-        Ok(response) => {
-            st.metrics.record("revocation_feed", None, 200, 0.0);
-            response
-        }
-        Err(response) => {
-            st.metrics.record(
-                "revocation_feed",
-                Some(Outcome::Rejected),
-                response.status().as_u16(),
-                0.0,
-            );
-            core_response(response)
-        }
-    }
+    endpoint(&st.metrics, Endpoint::RevocationFeed, request, |r| async {
+        crate::feed::subscribe(Arc::clone(&st), r)
+            .await
+            .unwrap_or_else(core_response)
+    })
+    .await
 }
 
 async fn introspect<S: Store + Health + 'static>(
     State(st): State<Arc<AppState<S>>>,
     request: Request,
 ) -> Response {
-    endpoint(&st.metrics, "introspect", request, |r| {
-        st.server.introspect(r)
+    endpoint(&st.metrics, Endpoint::Introspect, request, |r| async {
+        core_response(st.server.introspect(r).await)
     })
     .await
 }
@@ -245,8 +218,8 @@ async fn metadata<S: Store + Health + 'static>(
     request: Request,
 ) -> Response {
     let server = &st.server;
-    endpoint(&st.metrics, "metadata", request, |r| async move {
-        server.metadata(&r)
+    endpoint(&st.metrics, Endpoint::Metadata, request, |r| async move {
+        core_response(server.metadata(&r))
     })
     .await
 }

@@ -2,10 +2,8 @@
 //! histogram per endpoint. Counts come from the [`Outcome`] the core attaches to each response,
 //! so nothing parses bodies and no token is ever near a label.
 
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
 
 use tokenwarden_core::Outcome;
 
@@ -14,16 +12,42 @@ const BUCKETS: [f64; 12] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
 ];
 
-/// The endpoints the HTTP adapter records, in the (byte) order the exposition lists them. These
-/// are counted with atomics, so recording a request takes no lock; any other name goes to a
-/// locked map (none does today).
-const ENDPOINTS: [&str; 5] = [
-    "introspect",
-    "metadata",
-    "revocation_feed",
-    "revoke",
-    "token",
-];
+/// The endpoints the HTTP adapter records, each with lock-free counters.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Endpoint {
+    /// `POST /oauth2/introspect`
+    Introspect,
+    /// `GET /.well-known/oauth-authorization-server`
+    Metadata,
+    /// `GET /oauth2/revocations` (counted when the stream starts or is refused)
+    RevocationFeed,
+    /// `POST /oauth2/revoke`
+    Revoke,
+    /// `POST /oauth2/token`
+    Token,
+}
+
+impl Endpoint {
+    /// Every endpoint, in the (byte) order of their labels, which is the exposition's order.
+    const ALL: [Endpoint; 5] = [
+        Endpoint::Introspect,
+        Endpoint::Metadata,
+        Endpoint::RevocationFeed,
+        Endpoint::Revoke,
+        Endpoint::Token,
+    ];
+
+    /// The `endpoint` label.
+    fn label(self) -> &'static str {
+        match self {
+            Endpoint::Introspect => "introspect",
+            Endpoint::Metadata => "metadata",
+            Endpoint::RevocationFeed => "revocation_feed",
+            Endpoint::Revoke => "revoke",
+            Endpoint::Token => "token",
+        }
+    }
+}
 
 /// Every name [`outcome_name`] returns, in byte order.
 const OUTCOMES: [&str; 11] = [
@@ -40,23 +64,11 @@ const OUTCOMES: [&str; 11] = [
     "server_error",
 ];
 
-#[derive(Default)]
+/// A snapshot of an [`AtomicHistogram`], for rendering.
 struct Histogram {
     counts: [u64; BUCKETS.len()],
     sum: f64,
     count: u64,
-}
-
-impl Histogram {
-    fn observe(&mut self, seconds: f64) {
-        for (bound, count) in BUCKETS.iter().zip(self.counts.iter_mut()) {
-            if seconds <= *bound {
-                *count += 1;
-            }
-        }
-        self.sum += seconds;
-        self.count += 1;
-    }
 }
 
 /// A histogram updated without a lock; `sum` holds the bits of an `f64`.
@@ -103,20 +115,13 @@ struct EndpointCounters {
     latency: AtomicHistogram,
 }
 
-/// Endpoints not in [`ENDPOINTS`].
-#[derive(Default)]
-struct Other {
-    requests: BTreeMap<(&'static str, &'static str), u64>,
-    latency: BTreeMap<&'static str, Histogram>,
-}
-
 /// The server's metrics registry.
 #[derive(Default)]
 pub struct Metrics {
-    endpoints: [EndpointCounters; ENDPOINTS.len()],
+    /// Indexed like [`Endpoint::ALL`].
+    endpoints: [EndpointCounters; Endpoint::ALL.len()],
     /// Outcomes over all endpoints, indexed like [`OUTCOMES`].
     outcomes: [AtomicU64; OUTCOMES.len()],
-    other: Mutex<Other>,
 }
 
 fn outcome_name(outcome: Option<Outcome>, status: u16) -> &'static str {
@@ -144,82 +149,37 @@ fn outcome_index(name: &str) -> usize {
 
 impl Metrics {
     /// Records one request to `endpoint`.
-    pub fn record(
-        &self,
-        endpoint: &'static str,
-        outcome: Option<Outcome>,
-        status: u16,
-        seconds: f64,
-    ) {
-        let name = outcome_name(outcome, status);
-        if let Some(o) = outcome.filter(|o| *o != Outcome::Rejected && *o != Outcome::Metadata) {
-            if let Some(n) = self
-                .outcomes
-                .get(outcome_index(outcome_name(Some(o), status)))
-            {
+    pub fn record(&self, endpoint: Endpoint, outcome: Option<Outcome>, status: u16, seconds: f64) {
+        let name = outcome_index(outcome_name(outcome, status));
+        if outcome.is_some_and(|o| o != Outcome::Rejected && o != Outcome::Metadata) {
+            if let Some(n) = self.outcomes.get(name) {
                 n.fetch_add(1, Ordering::Relaxed);
             }
         }
-        let known = ENDPOINTS
-            .iter()
-            .position(|e| *e == endpoint)
-            .and_then(|i| self.endpoints.get(i));
-        match known {
-            Some(counters) => {
-                if let Some(n) = counters.requests.get(outcome_index(name)) {
-                    n.fetch_add(1, Ordering::Relaxed);
-                }
-                counters.latency.observe(seconds);
+        if let Some(counters) = self.endpoints.get(endpoint as usize) {
+            if let Some(n) = counters.requests.get(name) {
+                n.fetch_add(1, Ordering::Relaxed);
             }
-            None => {
-                let Ok(mut other) = self.other.lock() else {
-                    return;
-                };
-                *other.requests.entry((endpoint, name)).or_default() += 1;
-                other.latency.entry(endpoint).or_default().observe(seconds);
-            }
+            counters.latency.observe(seconds);
         }
     }
 
     /// The Prometheus text exposition (format 0.0.4).
     pub fn render(&self) -> String {
         let mut out = String::new();
-        let Ok(other) = self.other.lock() else {
-            return out;
-        };
-        // Everything recorded so far, in (endpoint, outcome) order.
-        let mut requests: BTreeMap<(&str, &str), u64> = other.requests.clone();
-        let mut latency: BTreeMap<&str, Histogram> = BTreeMap::new();
-        for (endpoint, h) in &other.latency {
-            latency.insert(
-                endpoint,
-                Histogram {
-                    counts: h.counts,
-                    sum: h.sum,
-                    count: h.count,
-                },
-            );
-        }
-        drop(other);
-        for (endpoint, counters) in ENDPOINTS.iter().zip(self.endpoints.iter()) {
+        out.push_str("# HELP tokenwarden_requests_total HTTP requests by endpoint and outcome.\n");
+        out.push_str("# TYPE tokenwarden_requests_total counter\n");
+        for (endpoint, counters) in Endpoint::ALL.iter().zip(self.endpoints.iter()) {
             for (outcome, n) in OUTCOMES.iter().zip(counters.requests.iter()) {
                 let n = n.load(Ordering::Relaxed);
                 if n > 0 {
-                    requests.insert((endpoint, outcome), n);
+                    let endpoint = endpoint.label();
+                    let _ = writeln!(
+                        out,
+                        "tokenwarden_requests_total{{endpoint=\"{endpoint}\",outcome=\"{outcome}\"}} {n}"
+                    );
                 }
             }
-            let h = counters.latency.snapshot();
-            if h.count > 0 {
-                latency.insert(endpoint, h);
-            }
-        }
-        out.push_str("# HELP tokenwarden_requests_total HTTP requests by endpoint and outcome.\n");
-        out.push_str("# TYPE tokenwarden_requests_total counter\n");
-        for ((endpoint, outcome), n) in &requests {
-            let _ = writeln!(
-                out,
-                "tokenwarden_requests_total{{endpoint=\"{endpoint}\",outcome=\"{outcome}\"}} {n}"
-            );
         }
         let counter = |out: &mut String, name: &str, help: &str, key: &str| {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
@@ -261,7 +221,12 @@ impl Metrics {
         );
         out.push_str("# HELP tokenwarden_request_duration_seconds Request latency by endpoint.\n");
         out.push_str("# TYPE tokenwarden_request_duration_seconds histogram\n");
-        for (endpoint, h) in &latency {
+        for (endpoint, counters) in Endpoint::ALL.iter().zip(self.endpoints.iter()) {
+            let h = counters.latency.snapshot();
+            if h.count == 0 {
+                continue;
+            }
+            let endpoint = endpoint.label();
             for (bound, count) in BUCKETS.iter().zip(h.counts.iter()) {
                 let _ = writeln!(out, "tokenwarden_request_duration_seconds_bucket{{endpoint=\"{endpoint}\",le=\"{bound}\"}} {count}");
             }
@@ -288,8 +253,8 @@ mod tests {
     #[test]
     fn renders_counters_and_histogram() {
         let m = Metrics::default();
-        m.record("token", Some(Outcome::TokenRefreshed), 200, 0.002);
-        m.record("token", Some(Outcome::Rejected), 400, 0.0001);
+        m.record(Endpoint::Token, Some(Outcome::TokenRefreshed), 200, 0.002);
+        m.record(Endpoint::Token, Some(Outcome::Rejected), 400, 0.0001);
         let text = m.render();
         assert!(
             text.contains("tokenwarden_requests_total{endpoint=\"token\",outcome=\"refreshed\"} 1")
@@ -324,16 +289,22 @@ mod tests {
             }
         }
         assert!(OUTCOMES.windows(2).all(|w| w[0] < w[1]));
-        assert!(ENDPOINTS.windows(2).all(|w| w[0] < w[1]));
+        assert!(Endpoint::ALL
+            .windows(2)
+            .all(|w| w[0].label() < w[1].label()));
+        for (i, e) in Endpoint::ALL.iter().enumerate() {
+            assert_eq!(*e as usize, i, "ALL is in declaration order: {e:?}");
+        }
     }
 
     #[test]
-    fn unknown_endpoints_are_listed_in_order_with_the_known_ones() {
+    fn endpoints_are_listed_in_label_order() {
         let m = Metrics::default();
-        m.record("token", Some(Outcome::TokenIssued), 200, 0.001);
-        m.record("authorize", None, 200, 0.001);
-        m.record("zzz", None, 500, 0.001);
-        m.record("introspect", Some(Outcome::Active), 200, 0.001);
+        m.record(Endpoint::Token, Some(Outcome::TokenIssued), 200, 0.001);
+        m.record(Endpoint::RevocationFeed, None, 200, 0.001);
+        m.record(Endpoint::Metadata, Some(Outcome::Metadata), 200, 0.001);
+        m.record(Endpoint::Introspect, Some(Outcome::Active), 200, 0.001);
+        m.record(Endpoint::Revoke, None, 500, 0.001);
         let text = m.render();
         let lines: Vec<&str> = text
             .lines()
@@ -342,13 +313,16 @@ mod tests {
         assert_eq!(
             lines,
             [
-                "tokenwarden_requests_total{endpoint=\"authorize\",outcome=\"ok\"} 1",
                 "tokenwarden_requests_total{endpoint=\"introspect\",outcome=\"active\"} 1",
+                "tokenwarden_requests_total{endpoint=\"metadata\",outcome=\"ok\"} 1",
+                "tokenwarden_requests_total{endpoint=\"revocation_feed\",outcome=\"ok\"} 1",
+                "tokenwarden_requests_total{endpoint=\"revoke\",outcome=\"server_error\"} 1",
                 "tokenwarden_requests_total{endpoint=\"token\",outcome=\"issued\"} 1",
-                "tokenwarden_requests_total{endpoint=\"zzz\",outcome=\"server_error\"} 1",
             ]
         );
         assert!(text.contains("tokenwarden_tokens_issued_total 1"));
-        assert!(text.contains("tokenwarden_request_duration_seconds_count{endpoint=\"zzz\"} 1"));
+        assert!(text.contains(
+            "tokenwarden_request_duration_seconds_count{endpoint=\"revocation_feed\"} 1"
+        ));
     }
 }

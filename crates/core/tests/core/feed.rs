@@ -126,13 +126,10 @@ async fn a_refused_revocation_appends_nothing() {
 async fn resource_server_subscribes_with_basic_and_a_cursor() {
     let h = Harness::new().await;
     let get = || Req::new(Method::GET, FEED).basic(RS.0, RS.1);
-    assert_eq!(
-        subscribe(&h, get()).await.unwrap(),
-        FeedSubscription {
-            client_id: "rs".into(),
-            cursor: None
-        }
-    );
+    let subscription = subscribe(&h, get()).await.unwrap();
+    assert_eq!(subscription.client.client_id, "rs");
+    assert!(subscription.client.introspect);
+    assert_eq!(subscription.cursor, None);
     assert_eq!(
         subscribe(
             &h,

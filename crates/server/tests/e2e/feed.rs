@@ -7,6 +7,7 @@ use std::time::Duration;
 use serde_json::Value;
 
 use crate::harness::*;
+use crate::protect::client_credentials;
 use crate::web::{hidden, Agent};
 
 /// One parsed SSE frame.
@@ -96,26 +97,11 @@ fn sha256_hex(token: &str) -> String {
         .collect()
 }
 
-async fn client_credentials(server: &ServerProcess, c: &(String, String)) -> String {
-    let (status, body) = json_of(
-        post_form(
-            &server.url("/oauth2/token"),
-            &c.0,
-            &c.1,
-            &[("grant_type", "client_credentials")],
-        )
-        .await,
-    )
-    .await;
-    assert_eq!(status, 200, "{body}");
-    body["access_token"].as_str().unwrap().to_owned()
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn every_revocation_path_reaches_the_feed_in_order() {
     let db = TempDb::new();
     let rs = db.client("rs", &["--introspect"]);
-    let svc = db.client("svc", &[]);
+    let svc = db.client("svc", &["--scope", "read"]);
     let app = db.client(
         "app",
         &[
@@ -256,7 +242,7 @@ async fn every_revocation_path_reaches_the_feed_in_order() {
 async fn a_cursor_past_the_head_or_the_retention_gets_resync() {
     let db = TempDb::new();
     let rs = db.client("rs", &["--introspect"]);
-    let svc = db.client("svc", &[]);
+    let svc = db.client("svc", &["--scope", "read"]);
     let server = db.start(&[]);
     let token = client_credentials(&server, &svc).await;
     post_form(
@@ -298,7 +284,7 @@ async fn a_cursor_past_the_head_or_the_retention_gets_resync() {
 #[tokio::test(flavor = "multi_thread")]
 async fn refuses_clients_that_are_not_resource_servers() {
     let db = TempDb::new();
-    let svc = db.client("svc", &[]);
+    let svc = db.client("svc", &["--scope", "read"]);
     let server = db.start(&[]);
     let r = http()
         .get(server.url("/oauth2/revocations"))
