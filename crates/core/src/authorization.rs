@@ -231,7 +231,7 @@ impl<S: Store> AuthorizationServer<S> {
         username: &str,
     ) -> Result<String, OAuthError> {
         let now = self.clock.now();
-        let code = new_authorization_code(self.random.as_ref())?;
+        let code = new_authorization_code(self.random.as_ref(), self.clock.now_millis())?;
         let record = AuthorizationCodeRecord {
             digest: TokenDigest::of(code.secret()),
             client_id: request.client.client_id.clone(),

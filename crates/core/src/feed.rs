@@ -29,7 +29,7 @@ use crate::wire::{error_response, Form, WireError};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum RevocationKind {
-    /// One access token (`token_sha256`); its grant, if any, stays active.
+    /// One access token (`token_digest`); its grant, if any, stays active.
     Token,
     /// A whole grant (`grant_id`, `client_id`, `sub`): every access and refresh token in it.
     Grant,
@@ -113,7 +113,7 @@ struct WireEvent<'a> {
     kind: RevocationKind,
     client_id: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
-    token_sha256: Option<String>,
+    token_digest: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     grant_id: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -128,7 +128,7 @@ impl RevocationEvent {
             at: self.at,
             kind: self.kind,
             client_id: &self.client_id,
-            token_sha256: self.token.map(|d| d.to_hex()),
+            token_digest: self.token.map(|d| d.to_hex()),
             grant_id: self.grant_id.as_deref(),
             sub: self.subject.as_deref(),
         };

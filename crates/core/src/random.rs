@@ -39,6 +39,28 @@ fn random_string(random: &dyn Random, prefix: &str) -> Result<String, RandomErro
     Ok(out)
 }
 
+/// A time-ordered token: `prefix` + base64url of the issuance time in milliseconds since the
+/// epoch (6 bytes, big-endian) followed by 256 random bits — 51 characters. The randomness is
+/// the same as [`random_string`]'s; the time in front makes tokens minted one after the other
+/// sort next to each other, and the store's index on their digest (see
+/// [`TokenDigest`](crate::crypto::TokenDigest)) grows at its end.
+fn ordered_string(
+    random: &dyn Random,
+    prefix: &str,
+    now_millis: i64,
+) -> Result<String, RandomError> {
+    let mut bytes = [0u8; 38];
+    let (time, secret) = bytes.split_at_mut(6);
+    let millis = u64::try_from(now_millis).unwrap_or(0).to_be_bytes();
+    time.copy_from_slice(millis.get(2..).unwrap_or_default());
+    random.fill(secret)?;
+    let mut out = String::with_capacity(prefix.len() + crate::crypto::ORDERED_TOKEN_BODY_LEN);
+    out.push_str(prefix);
+    URL_SAFE_NO_PAD.encode_string(bytes, &mut out);
+    zeroize::Zeroize::zeroize(&mut bytes);
+    Ok(out)
+}
+
 /// Prefix of access tokens.
 pub const ACCESS_TOKEN_PREFIX: &str = "twa_";
 /// Prefix of refresh tokens.
@@ -50,18 +72,24 @@ pub const SESSION_PREFIX: &str = "twu_";
 /// Prefix of client secrets.
 pub const CLIENT_SECRET_PREFIX: &str = "tws_";
 
-/// Mints a new access token.
-pub fn new_access_token(random: &dyn Random) -> Result<AccessToken, RandomError> {
-    random_string(random, ACCESS_TOKEN_PREFIX).map(AccessToken::new)
+/// Mints a new access token, time-ordered ([`Clock::now_millis`](crate::clock::Clock::now_millis)).
+pub fn new_access_token(random: &dyn Random, now_millis: i64) -> Result<AccessToken, RandomError> {
+    ordered_string(random, ACCESS_TOKEN_PREFIX, now_millis).map(AccessToken::new)
 }
-/// Mints a new refresh token.
-pub fn new_refresh_token(random: &dyn Random) -> Result<RefreshToken, RandomError> {
-    random_string(random, REFRESH_TOKEN_PREFIX).map(RefreshToken::new)
+/// Mints a new refresh token, time-ordered.
+pub fn new_refresh_token(
+    random: &dyn Random,
+    now_millis: i64,
+) -> Result<RefreshToken, RandomError> {
+    ordered_string(random, REFRESH_TOKEN_PREFIX, now_millis).map(RefreshToken::new)
 }
-/// Mints a new authorization code (RFC 6749 §4.1.2; RFC 6749 §10.10: guessing it must be
-/// infeasible).
-pub fn new_authorization_code(random: &dyn Random) -> Result<AuthorizationCode, RandomError> {
-    random_string(random, AUTHORIZATION_CODE_PREFIX).map(AuthorizationCode::new)
+/// Mints a new authorization code, time-ordered (RFC 6749 §4.1.2; RFC 6749 §10.10: guessing it
+/// must be infeasible — 256 random bits).
+pub fn new_authorization_code(
+    random: &dyn Random,
+    now_millis: i64,
+) -> Result<AuthorizationCode, RandomError> {
+    ordered_string(random, AUTHORIZATION_CODE_PREFIX, now_millis).map(AuthorizationCode::new)
 }
 /// Mints a new browser session token.
 pub fn new_session_token(random: &dyn Random) -> Result<SessionToken, RandomError> {
@@ -83,12 +111,43 @@ mod tests {
     use super::*;
 
     #[test]
-    fn tokens_carry_prefix_and_256_bits() {
-        let t = new_access_token(&OsRandom).unwrap();
+    fn tokens_carry_prefix_time_and_256_bits() {
+        let now = 1_763_800_000_123;
+        let t = new_access_token(&OsRandom, now).unwrap();
         assert!(t.secret().starts_with("twa_"));
-        assert_eq!(t.secret().len(), 4 + 43);
-        let r = new_refresh_token(&OsRandom).unwrap();
+        assert_eq!(t.secret().len(), 4 + 51);
+        let body = URL_SAFE_NO_PAD.decode(&t.secret()[4..]).unwrap();
+        assert_eq!(body.len(), 6 + 32);
+        let mut millis = [0u8; 8];
+        millis[2..].copy_from_slice(&body[..6]);
+        assert_eq!(i64::from_be_bytes(millis), now);
+        let r = new_refresh_token(&OsRandom, now).unwrap();
         assert!(r.secret().starts_with("twr_"));
-        assert_ne!(t.secret(), new_access_token(&OsRandom).unwrap().secret());
+        let c = new_authorization_code(&OsRandom, now).unwrap();
+        assert!(c.secret().starts_with("twc_"));
+        assert_ne!(
+            t.secret(),
+            new_access_token(&OsRandom, now).unwrap().secret()
+        );
+        // Client secrets and sessions stay 43 characters of pure randomness.
+        assert_eq!(new_client_secret(&OsRandom).unwrap().secret().len(), 4 + 43);
+    }
+
+    #[test]
+    fn tokens_minted_later_sort_after_and_so_do_their_digests() {
+        use crate::crypto::TokenDigest;
+        let mut previous = TokenDigest([0; 32]);
+        for millis in [
+            1_000,
+            1_001,
+            1_763_800_000_000,
+            1_763_800_000_001,
+            (1 << 48) - 1,
+        ] {
+            let t = new_access_token(&OsRandom, millis).unwrap();
+            let d = TokenDigest::of(t.secret());
+            assert!(d > previous, "{millis}");
+            previous = d;
+        }
     }
 }

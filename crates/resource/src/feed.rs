@@ -5,8 +5,8 @@
 //! reconnect, `Last-Event-ID: <cursor>`. The body is parsed as Server-Sent Events ([`crate::sse`]):
 //!
 //! * `ready` (`{"cursor", "heartbeat"}`): the connection is live; the cache may be written.
-//! * `revoked` (`{"seq", "kind", "client_id", "token_sha256"?, "sub"?, …}`): evict — `token` the
-//!   entry whose digest is `token_sha256`; `grant` every entry with that `client_id` and `sub`;
+//! * `revoked` (`{"seq", "kind", "client_id", "token_digest"?, "sub"?, …}`): evict — `token` the
+//!   entry whose digest is `token_digest`; `grant` every entry with that `client_id` and `sub`;
 //!   `client` every entry with that `client_id`.
 //! * `resync`: drop the whole cache.
 //!
@@ -72,7 +72,7 @@ struct Revoked {
     #[serde(default)]
     client_id: Option<String>,
     #[serde(default)]
-    token_sha256: Option<String>,
+    token_digest: Option<String>,
     #[serde(default)]
     sub: Option<String>,
 }
@@ -306,13 +306,13 @@ fn apply_revoked(shared: &Shared, data: &str) {
     };
     match (event.kind.as_str(), event.client_id.as_deref()) {
         ("token", _) => match event
-            .token_sha256
+            .token_digest
             .as_deref()
             .and_then(TokenDigest::from_hex)
         {
             Some(digest) => shared.revoke_token(&digest),
             None => {
-                warn!("`token` event without a usable token_sha256; flushing the cache");
+                warn!("`token` event without a usable token_digest; flushing the cache");
                 shared.flush();
             }
         },

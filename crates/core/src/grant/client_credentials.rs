@@ -20,7 +20,7 @@ pub(crate) async fn exchange<S: Store>(
 ) -> Result<(Bytes, Outcome), Failure> {
     let scope = resolve_scope(form.get("scope"), &client.scope)?;
     let now = server.clock.now();
-    let token = new_access_token(server.random.as_ref())?;
+    let token = new_access_token(server.random.as_ref(), server.clock.now_millis())?;
     let record = AccessTokenRecord {
         digest: TokenDigest::of(token.secret()),
         grant_id: None,

@@ -91,6 +91,7 @@ impl<S> AuthorizationServer<S> {
         scope: &Scope,
     ) -> Result<MintedGrant, OAuthError> {
         let now = self.clock.now();
+        let millis = self.clock.now_millis();
         let random = self.random.as_ref();
         let grant = Grant {
             grant_id: new_id(random)?,
@@ -101,7 +102,7 @@ impl<S> AuthorizationServer<S> {
             last_refreshed_at: None,
             revoked_at: None,
         };
-        let access_token = new_access_token(random)?;
+        let access_token = new_access_token(random, millis)?;
         let access = AccessTokenRecord {
             digest: TokenDigest::of(access_token.secret()),
             grant_id: Some(grant.grant_id.clone()),
@@ -112,7 +113,7 @@ impl<S> AuthorizationServer<S> {
             expires_at: now + self.config.access_token_ttl,
         };
         let refresh_token = if client.allows(GrantType::RefreshToken) {
-            Some(new_refresh_token(random)?)
+            Some(new_refresh_token(random, millis)?)
         } else {
             None
         };

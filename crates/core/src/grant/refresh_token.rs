@@ -56,8 +56,9 @@ pub(crate) async fn exchange<S: Store>(
     let access_scope = resolve_scope(form.get("scope"), &state.record.scope)?;
 
     let random = server.random.as_ref();
-    let access_token = new_access_token(random)?;
-    let refresh_token = new_refresh_token(random)?;
+    let millis = server.clock.now_millis();
+    let access_token = new_access_token(random, millis)?;
+    let refresh_token = new_refresh_token(random, millis)?;
     let old = &state.record;
     let body = token_response_body(&TokenResponse {
         access_token: access_token.secret(),

@@ -51,7 +51,7 @@ async fn refresh_rotates_to_a_new_refresh_token_and_retires_the_old_one() {
     assert_eq!(v["scope"], "read write");
     let second = Tokens::from_body(&r.body);
     assert!(second.refresh.starts_with("twr_"), "{}", second.refresh);
-    assert_eq!(second.refresh.len(), 4 + 43);
+    assert_eq!(second.refresh.len(), 4 + 51);
     assert!(second.access.starts_with("twa_"));
     assert_ne!(second.refresh, first.refresh);
     assert_ne!(second.access, first.access);

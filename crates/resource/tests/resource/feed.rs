@@ -33,7 +33,7 @@ async fn a_token_event_evicts_and_the_revoked_token_is_then_refused() {
     mock.deactivate("tok-a");
     mock.send_revoked(
         42,
-        serde_json::json!({"kind": "token", "client_id": "app", "token_sha256": sha256_hex("tok-a"), "grant_id": "twg_1"}),
+        serde_json::json!({"kind": "token", "client_id": "app", "token_digest": sha256_hex("tok-a"), "grant_id": "twg_1"}),
     );
     wait_until("token eviction", || validator.stats().evictions.token == 1).await;
     assert_eq!(validator.stats().cursor, Some(42));
@@ -324,7 +324,7 @@ async fn an_event_during_an_introspection_keeps_its_answer_out_of_the_cache() {
     mock.deactivate("tok2");
     mock.send_revoked(
         43,
-        serde_json::json!({"kind": "token", "client_id": "app", "token_sha256": sha256_hex("tok2")}),
+        serde_json::json!({"kind": "token", "client_id": "app", "token_digest": sha256_hex("tok2")}),
     );
     wait_until("event processed", || validator.stats().feed_events == 2).await;
     // The mock answers from its state at release time; make it answer the stale "active".
@@ -416,7 +416,7 @@ async fn a_stalled_open_feed_stops_writes_after_one_and_a_half_heartbeats_and_re
     mock.deactivate("old");
     mock.send_revoked(
         42,
-        serde_json::json!({"kind": "token", "client_id": "app", "token_sha256": sha256_hex("old")}),
+        serde_json::json!({"kind": "token", "client_id": "app", "token_digest": sha256_hex("old")}),
     );
     wait_until("heard again", || {
         validator.stats().feed_silence == Some(Duration::ZERO)

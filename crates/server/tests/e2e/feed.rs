@@ -89,10 +89,20 @@ impl Feed {
     }
 }
 
-fn sha256_hex(token: &str) -> String {
+/// tokenwarden's digest of a time-ordered token, computed here from its definition
+/// (docs/revocation-feed.md): the 6 time bytes the token's body starts with, then the first 26
+/// bytes of the SHA-256 of the token string.
+fn digest_hex(token: &str) -> String {
+    use base64::Engine as _;
     use sha2::Digest as _;
-    sha2::Sha256::digest(token.as_bytes())
+    let body = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(&token[4..])
+        .expect("a time-ordered token");
+    assert_eq!(body.len(), 38, "{token}");
+    let sha = sha2::Sha256::digest(token.as_bytes());
+    body[..6]
         .iter()
+        .chain(&sha[..26])
         .map(|b| format!("{b:02x}"))
         .collect()
 }
@@ -134,7 +144,7 @@ async fn every_revocation_path_reaches_the_feed_in_order() {
     assert_eq!(e["seq"], 1);
     assert_eq!(e["kind"], "token");
     assert_eq!(e["client_id"], "svc");
-    assert_eq!(e["token_sha256"], sha256_hex(&token));
+    assert_eq!(e["token_digest"], digest_hex(&token));
     assert!(
         e.get("grant_id").is_none(),
         "client-credentials tokens have no grant: {e}"
