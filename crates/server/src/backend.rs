@@ -18,6 +18,8 @@ pub trait Backend: AccountStore + Health + Send + Sync + 'static {
     /// Calls `wake` when another process commits revocation events, if the database can say so;
     /// the revocation feed polls in any case.
     fn watch_revocations(&self, wake: Arc<dyn Fn() + Send + Sync>);
+    /// `serve --fsync-issuance`: fsync commits of token issuance alone too.
+    fn set_fsync_issuance(&self, fsync: bool);
 }
 
 impl Backend for SqliteStore {
@@ -28,6 +30,9 @@ impl Backend for SqliteStore {
         // SQLite has no cross-process notification: the feed's poll picks up the admin CLI's
         // revocations; this process's own wake the feed directly.
     }
+    fn set_fsync_issuance(&self, fsync: bool) {
+        SqliteStore::set_fsync_issuance(self, fsync);
+    }
 }
 
 impl Backend for PostgresStore {
@@ -36,6 +41,10 @@ impl Backend for PostgresStore {
     }
     fn watch_revocations(&self, wake: Arc<dyn Fn() + Send + Sync>) {
         PostgresStore::watch_revocations(self, wake);
+    }
+    fn set_fsync_issuance(&self, _fsync: bool) {
+        // Every PostgreSQL commit waits for its WAL flush (`synchronous_commit` as the server
+        // is configured): there is no issuance-only class to switch.
     }
 }
 

@@ -107,6 +107,11 @@ pub struct ServeArgs {
     /// nodes, the admin CLI) while anybody is subscribed, in milliseconds.
     #[arg(long, default_value_t = 20)]
     pub feed_poll_ms: u64,
+    /// SQLite: fsync commits that only issue tokens too, so every 200 survives power loss (by
+    /// default such a commit survives `kill -9` and is fsynced with the next other write or
+    /// checkpoint; revocations, rotations and redemptions are always fsynced).
+    #[arg(long)]
+    pub fsync_issuance: bool,
     /// Keep-alive interval of idle revocation-feed connections.
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     pub feed_heartbeat: i64,

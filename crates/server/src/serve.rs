@@ -36,6 +36,7 @@ pub async fn run(args: ServeArgs, database: &str) -> anyhow::Result<()> {
 }
 
 async fn run_with<S: Backend>(args: ServeArgs, store: S) -> anyhow::Result<()> {
+    store.set_fsync_issuance(args.fsync_issuance);
     let listener = tokio::net::TcpListener::bind(&args.listen)
         .await
         .with_context(|| format!("cannot listen on {}", args.listen))?;

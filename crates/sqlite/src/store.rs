@@ -445,7 +445,8 @@ impl Store for SqliteStore {
 
     async fn insert_access_token(&self, token: &AccessTokenRecord) -> Result<(), StoreError> {
         let row = AccessColumns::from(token);
-        self.write(move |c| insert_access(c, &row)).await
+        // A client-credentials token: losing it to a power cut fails closed (see "Durability").
+        self.write_issuance(move |c| insert_access(c, &row)).await
     }
 
     async fn create_grant(

@@ -8,11 +8,18 @@
 //! others go on. Then one `COMMIT` — one WAL fsync for the whole batch — and only after it has
 //! returned does any caller hear back. An `Ok` therefore still means "on disk".
 //!
+//! Except for a batch made only of [`Durability::Crash`] operations (token issuance, unless
+//! [`Counters::fsync_issuance`] is set): that batch commits with `synchronous=NORMAL`, its WAL
+//! frames written (`pwrite`) but not fsynced before the callers hear back. Written means in the
+//! kernel's page cache, which a crash of the process — `kill -9` included — does not lose; a
+//! power cut can, until the next fsynced commit or checkpoint, which persists every frame before
+//! it. Any batch containing one other operation is fsynced as a whole.
+//!
 //! Operations run one after the other in arrival order, on the only connection that writes, so a
 //! compare-and-set inside one (refresh rotation, code redemption) sees every earlier operation of
 //! its batch and nothing can slip in between its read and its write.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender, TryRecvError};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -26,6 +33,20 @@ use crate::checkpoint::Checkpointer;
 /// latency of the last operation in a batch; under load a batch is usually as large as the
 /// number of requests in flight, far below this.
 pub(crate) const MAX_BATCH: usize = 256;
+
+/// What an operation's `Ok` promises once its batch has committed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Durability {
+    /// Survives power loss: the batch's WAL is fsynced before anyone hears back. Every write
+    /// whose loss would hand back access that was taken away (a revocation, a rotation, a code
+    /// redemption) or undo an administrative change.
+    PowerLoss,
+    /// Survives a crash of the process (`kill -9`): the WAL frames are written to the operating
+    /// system before anyone hears back, and fsynced by the next `PowerLoss` batch or checkpoint.
+    /// Only for writes whose loss in a power cut fails closed — a freshly issued token that
+    /// vanishes is a token that stops working, never one that starts working again.
+    Crash,
+}
 
 /// What the writer thread is asked to do.
 pub(crate) enum Msg {
@@ -48,9 +69,12 @@ pub(crate) trait Job: Send {
     /// Answers the caller once the batch is over: with the kept result if the batch committed,
     /// or with `Unavailable(why)` if it did not.
     fn finish(self: Box<Self>, batch: Result<(), &str>);
+    /// What its `Ok` promises.
+    fn durability(&self) -> Durability;
 }
 
 struct Op<F, T> {
+    durability: Durability,
     op: Option<F>,
     result: Option<Result<T, StoreError>>,
     reply: oneshot::Sender<Result<T, StoreError>>,
@@ -81,6 +105,10 @@ where
         // The caller may have stopped waiting (its request was cancelled): nothing to do then.
         let _ = self.reply.send(answer);
     }
+
+    fn durability(&self) -> Durability {
+        self.durability
+    }
 }
 
 /// Commits and operations counted by the writer, for [`crate::WriteStats`].
@@ -88,6 +116,11 @@ where
 pub(crate) struct Counters {
     pub(crate) transactions: AtomicU64,
     pub(crate) operations: AtomicU64,
+    /// Transactions committed with an fsync (`synchronous=FULL`).
+    pub(crate) fsynced: AtomicU64,
+    /// Treat [`Durability::Crash`] operations as [`Durability::PowerLoss`] (read by the writer
+    /// thread before each batch).
+    pub(crate) fsync_issuance: AtomicBool,
 }
 
 /// The callers' end of the writer thread. Dropping the last one stops the thread.
@@ -116,9 +149,10 @@ impl Writer {
         Ok(Writer { queue })
     }
 
-    /// Runs `op` in the next batch; resolves once that batch has committed (durably) or failed.
-    /// Returns `Unavailable` without running `op` once the writer has stopped.
-    pub(crate) async fn write<T, F>(&self, op: F) -> Result<T, StoreError>
+    /// Runs `op` in the next batch; resolves once that batch has committed (as durably as
+    /// `durability` asks, or more) or failed. Returns `Unavailable` without running `op` once the
+    /// writer has stopped.
+    pub(crate) async fn write<T, F>(&self, durability: Durability, op: F) -> Result<T, StoreError>
     where
         F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
         T: Send + 'static,
@@ -126,6 +160,7 @@ impl Writer {
         let (reply, answer) = oneshot::channel();
         self.queue
             .send(Msg::Write(Box::new(Op {
+                durability,
                 op: Some(op),
                 result: None,
                 reply,
@@ -174,6 +209,8 @@ fn run(
     counters: &Counters,
 ) {
     let mut batch: Vec<Box<dyn Job>> = Vec::with_capacity(MAX_BATCH);
+    // The connection's `synchronous` setting as last set here (it opens with FULL).
+    let mut fsyncing = true;
     // A non-write message that ended the draining of a batch, handled right after it.
     let mut next: Option<Msg> = None;
     loop {
@@ -197,8 +234,13 @@ fn run(
                         Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
                     }
                 }
+                let fsync = counters.fsync_issuance.load(Ordering::Relaxed)
+                    || batch
+                        .iter()
+                        .any(|job| job.durability() == Durability::PowerLoss);
                 let outcome = match lock(conn) {
-                    Ok(conn) => commit_batch(&conn, &mut batch),
+                    Ok(conn) => set_synchronous(&conn, &mut fsyncing, fsync)
+                        .and_then(|()| commit_batch(&conn, &mut batch)),
                     Err(why) => Err(why),
                 };
                 if outcome.is_ok() {
@@ -206,6 +248,9 @@ fn run(
                         c.nudge();
                     }
                     counters.transactions.fetch_add(1, Ordering::Relaxed);
+                    if fsync {
+                        counters.fsynced.fetch_add(1, Ordering::Relaxed);
+                    }
                     counters
                         .operations
                         .fetch_add(batch.len() as u64, Ordering::Relaxed);
@@ -251,6 +296,19 @@ fn wal_checkpoint(conn: &Connection) {
         Ok(_) => tracing::warn!("WAL checkpoint on close incomplete: a reader was still active"),
         Err(e) => tracing::warn!(error = %e, "WAL checkpoint on close failed"),
     }
+}
+
+/// Switches the connection between `synchronous=FULL` (fsync at commit) and `NORMAL` (no fsync at
+/// commit; the WAL is still fsynced before each checkpoint) when the batch needs the other one.
+/// SQLite refuses the change inside a transaction, hence between batches. If it fails the batch
+/// is not run: committing it with less durability than promised is not an option.
+fn set_synchronous(conn: &Connection, current: &mut bool, fsync: bool) -> Result<(), String> {
+    if *current != fsync {
+        conn.pragma_update(None, "synchronous", if fsync { "FULL" } else { "NORMAL" })
+            .map_err(|e| format!("cannot set synchronous: {e}"))?;
+        *current = fsync;
+    }
+    Ok(())
 }
 
 /// Runs one statement that returns no rows through the statement cache.

@@ -689,7 +689,11 @@ async fn issued_code_redirects_with_code_state_and_iss() {
     assert_eq!(params.names(), ["code", "iss", "state"]);
     let code = params.get("code").unwrap();
     assert!(code.starts_with("twc_"), "{code}");
-    assert_eq!(code.len(), 4 + 51, "48 bits of time, 256 random bits, base64url");
+    assert_eq!(
+        code.len(),
+        4 + 51,
+        "48 bits of time, 256 random bits, base64url"
+    );
     assert_eq!(params.get("state"), Some("xyz"));
     assert_eq!(params.get("iss"), Some(ISSUER));
 

@@ -35,7 +35,11 @@ async fn client_credentials_defaults_to_the_client_scope_and_issues_no_refresh_t
 
     let token = v["access_token"].as_str().unwrap();
     assert!(token.starts_with("twa_"), "{token}");
-    assert_eq!(token.len(), 4 + 51, "48 bits of time, 256 random bits, base64url");
+    assert_eq!(
+        token.len(),
+        4 + 51,
+        "48 bits of time, 256 random bits, base64url"
+    );
     let stored = h.access_state(token).await.unwrap();
     assert!(!stored.revoked);
     let rec = stored.record;

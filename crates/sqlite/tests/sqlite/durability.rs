@@ -141,6 +141,17 @@ async fn kill_9_child_writer() {
     assert_eq!(redeemed, Redemption::Redeemed);
     store.create_session(&child_session()).await.unwrap();
     store.save_consent(&child_consent()).await.unwrap();
+    // A client-credentials token, alone in its batch: committed without an fsync, which a
+    // process crash must not lose either.
+    store
+        .insert_access_token(&access("twa_cc", None, "c1", 1_300, 4_900))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.write_stats().transactions,
+        store.write_stats().fsynced + 1,
+        "the issuance batch alone went without an fsync"
+    );
     // Every write above returned Ok: in the server this is where the 200 goes out.
     println!("\n{COMMITTED}");
     tokio::time::sleep(std::time::Duration::from_secs(120)).await;
@@ -207,6 +218,12 @@ async fn committed_writes_survive_kill_9() {
         store.find_consent("alice", "c1").await.unwrap(),
         Some(child_consent())
     );
+    let cc = store
+        .find_access_token(&d("twa_cc"))
+        .await
+        .unwrap()
+        .expect("the unfsynced issuance survived SIGKILL");
+    assert!(!cc.revoked);
     store.close().await;
 }
 

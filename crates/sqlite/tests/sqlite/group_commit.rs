@@ -187,3 +187,78 @@ async fn writes_queued_before_close_are_committed_and_later_ones_refused() {
     }
     store.close().await;
 }
+
+#[tokio::test]
+async fn issuance_alone_commits_without_fsync_and_everything_else_with_it() {
+    let db = TempDb::new("fsync-classes");
+    let store = db.open().await;
+    store.create_client(&client("c1")).await.unwrap();
+    let fsynced = |s: &tokenwarden_sqlite::SqliteStore| {
+        let w = s.write_stats();
+        (w.transactions, w.fsynced)
+    };
+
+    // A client-credentials token alone: a transaction, no fsync.
+    let (t0, f0) = fsynced(&store);
+    store
+        .insert_access_token(&access("twa_a", None, "c1", 1_000, 4_600))
+        .await
+        .unwrap();
+    assert_eq!(fsynced(&store), (t0 + 1, f0));
+
+    // Its revocation: fsynced.
+    store.revoke_access_token(&d("twa_a"), 1_100).await.unwrap();
+    assert_eq!(fsynced(&store), (t0 + 2, f0 + 1));
+
+    // An issuance and a revocation in one batch: the batch is fsynced whole.
+    store
+        .insert_access_token(&access("twa_b", None, "c1", 1_000, 4_600))
+        .await
+        .unwrap();
+    let lock = hold_write_lock(&db);
+    let (t1, f1) = fsynced(&store);
+    let (x, c) = (
+        access("twa_x", None, "c1", 1_000, 4_600),
+        access("twa_c", None, "c1", 1_000, 4_600),
+    );
+    let mut writes: Vec<Write<'_>> = vec![
+        // Takes the writer into `BEGIN IMMEDIATE`, where it waits for the lock...
+        Box::pin(store.insert_access_token(&x)),
+        // ...while these two queue up behind it.
+        Box::pin(store.insert_access_token(&c)),
+        Box::pin(async {
+            store
+                .revoke_access_token(&d("twa_b"), 1_200)
+                .await
+                .map(|_| ())
+        }),
+    ];
+    queue_all(&mut writes).await;
+    drop(lock);
+    for r in finish_all(writes).await {
+        r.unwrap();
+    }
+    let (t2, f2) = fsynced(&store);
+    // However the three were split into batches, the one holding the revocation was fsynced
+    // (whole, issuance included) and at most the lone first issuance was not.
+    assert_eq!(f2 - f1, 1, "the revocation's batch was fsynced");
+    assert!(t2 - t1 - (f2 - f1) <= 1);
+    assert!(
+        store
+            .find_access_token(&d("twa_b"))
+            .await
+            .unwrap()
+            .unwrap()
+            .revoked
+    );
+
+    // With --fsync-issuance every commit is fsynced.
+    store.set_fsync_issuance(true);
+    store
+        .insert_access_token(&access("twa_d", None, "c1", 1_000, 4_600))
+        .await
+        .unwrap();
+    let (t3, f3) = fsynced(&store);
+    assert_eq!((t3 - t2, f3 - f2), (1, 1));
+    store.close().await;
+}
