@@ -42,6 +42,15 @@
 //! made by another process (the admin CLI) is seen within [`CLIENT_CACHE_WINDOW`] (10 ms), the
 //! longest the counter is trusted without reading it again. See `clients.rs`.
 //!
+//! ## Active access tokens: kept in memory too
+//!
+//! Introspection looks one access token up per request. The store keeps the tokens it found
+//! active and trusts them while the revocation feed's head — raised in the same transaction by
+//! every revocation, whichever process makes it — has not moved: a revocation made through this
+//! store empties the cache before its caller hears back; one made by another process is seen
+//! within the same 10 ms window as client changes
+//! ([`SqliteStore::set_token_cache_window`]). See `tokens.rs`.
+//!
 //! ## Writes: one writer thread, group commit
 //!
 //! SQLite has one writer per database. Here one OS thread owns the write connection, and every
@@ -117,6 +126,7 @@ mod migrate;
 mod readers;
 mod rows;
 mod store;
+mod tokens;
 mod writer;
 
 use checkpoint::Checkpointer;
@@ -124,6 +134,7 @@ use clients::ClientCache;
 pub use clients::WINDOW as CLIENT_CACHE_WINDOW;
 use location::Location;
 use readers::{Opener, Readers};
+use tokens::TokenCache;
 use writer::{Counters, Durability, Writer};
 
 /// The most read connections a store keeps open (idle, between reads). It opens one per CPU at
@@ -158,6 +169,8 @@ struct Inner {
     closed: AtomicBool,
     /// Clients read so far, checked against `client_changes` on every lookup (`clients.rs`).
     clients: ClientCache,
+    /// Active access tokens read so far, trusted while `revocation_feed.head` stays (`tokens.rs`).
+    tokens: TokenCache,
 }
 
 /// The settings in effect on one connection, as SQLite reports them (`PRAGMA name`).
@@ -232,6 +245,7 @@ impl SqliteStore {
                 counters,
                 closed: AtomicBool::new(false),
                 clients: ClientCache::default(),
+                tokens: TokenCache::with_window(CLIENT_CACHE_WINDOW),
             }),
         })
     }
@@ -279,6 +293,14 @@ impl SqliteStore {
     /// one more statement per request).
     pub fn set_client_cache_window(&self, window: Duration) {
         self.inner.clients.set_window(window);
+    }
+
+    /// How long a reading of the revocation feed's head is trusted by the access-token cache
+    /// (default [`CLIENT_CACHE_WINDOW`], 10 ms): a token revoked by *another process* (the admin
+    /// CLI) stops introspecting as active here within this bound; revocations made through this
+    /// store are seen at once. `Duration::ZERO` reads the head on every lookup.
+    pub fn set_token_cache_window(&self, window: Duration) {
+        self.inner.tokens.set_window(window);
     }
 
     /// Whether a batch made only of token issuance (a `client_credentials` token) is fsynced too

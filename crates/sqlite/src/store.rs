@@ -25,10 +25,10 @@ use tokenwarden_core::store::{
 };
 
 use crate::rows::{
-    client_json, AccessStateRow, AuthorizationCodeRow, ClientRow, ConsentRow, GrantRow,
-    RefreshStateRow, RevocationEventRow, SessionRow, UserRow, ACCESS_STATE_SELECT,
-    AUTHORIZATION_CODE_SELECT, CLIENT_LIST, CONSENT_SELECT, GRANT_COLUMNS, REFRESH_STATE_SELECT,
-    REVOCATION_EVENTS_AFTER, SESSION_SELECT, USER_SELECT,
+    client_json, AuthorizationCodeRow, ClientRow, ConsentRow, GrantRow, RefreshStateRow,
+    RevocationEventRow, SessionRow, UserRow, AUTHORIZATION_CODE_SELECT, CLIENT_LIST,
+    CONSENT_SELECT, GRANT_COLUMNS, REFRESH_STATE_SELECT, REVOCATION_EVENTS_AFTER, SESSION_SELECT,
+    USER_SELECT,
 };
 use crate::{db_err, SqliteStore};
 
@@ -464,16 +464,12 @@ impl Store for SqliteStore {
         &self,
         digest: &TokenDigest,
     ) -> Result<Option<AccessTokenState>, StoreError> {
-        self.read(|c| {
-            c.prepare_cached(ACCESS_STATE_SELECT)
-                .and_then(|mut s| {
-                    s.query_row([digest.as_bytes()], AccessStateRow::from_row)
-                        .optional()
-                })
-                .map_err(db_err)?
-                .map(|row| row.into_state(*digest))
-                .transpose()
-        })
+        // From memory while no revocation came (`tokens.rs`): one made through this store is
+        // seen at once, one made by another process within the window.
+        self.check_open()?;
+        self.inner
+            .tokens
+            .find(digest, |load| self.read(|c| load(c)))
     }
 
     async fn find_refresh_token(
@@ -619,46 +615,53 @@ impl Store for SqliteStore {
         now: Timestamp,
     ) -> Result<(), StoreError> {
         let digest = *digest;
-        self.write(move |c| {
-            // Only a token still valid changes, and only then is there something to announce:
-            // one revoked already (it keeps its first revocation time, which retention counts
-            // from) or through its grant (revoked or gone) is left as it is, as in the memory
-            // store, and an unknown digest matches nothing.
-            let revoked: Option<(String, Option<String>)> = c
-                .prepare_cached(
-                    "UPDATE access_tokens SET revoked_at = ?2 \
+        let result = self
+            .write(move |c| {
+                // Only a token still valid changes, and only then is there something to announce:
+                // one revoked already (it keeps its first revocation time, which retention counts
+                // from) or through its grant (revoked or gone) is left as it is, as in the memory
+                // store, and an unknown digest matches nothing.
+                let revoked: Option<(String, Option<String>)> = c
+                    .prepare_cached(
+                        "UPDATE access_tokens SET revoked_at = ?2 \
                      WHERE digest = ?1 AND revoked_at IS NULL \
                        AND (grant_id IS NULL \
                             OR EXISTS (SELECT 1 FROM grants g \
                                        WHERE g.grant_id = access_tokens.grant_id \
                                          AND g.revoked_at IS NULL)) \
                      RETURNING client_id, grant_id",
-                )
-                .and_then(|mut s| {
-                    s.query_row(params![digest.as_bytes(), now], |r| {
-                        Ok((r.get(0)?, r.get(1)?))
+                    )
+                    .and_then(|mut s| {
+                        s.query_row(params![digest.as_bytes(), now], |r| {
+                            Ok((r.get(0)?, r.get(1)?))
+                        })
+                        .optional()
                     })
-                    .optional()
-                })
-                .map_err(db_err)?;
-            let events = revoked.map(|(client_id, grant_id)| NewRevocation {
-                kind: RevocationKind::Token,
-                client_id,
-                token: Some(digest),
-                grant_id,
-                subject: None,
-            });
-            append_events(c, events.into_iter().collect(), now)
-        })
-        .await
+                    .map_err(db_err)?;
+                let events = revoked.map(|(client_id, grant_id)| NewRevocation {
+                    kind: RevocationKind::Token,
+                    client_id,
+                    token: Some(digest),
+                    grant_id,
+                    subject: None,
+                });
+                append_events(c, events.into_iter().collect(), now)
+            })
+            .await;
+        // Committed (or not at all): cached tokens are read again before the caller hears back.
+        self.inner.tokens.invalidate();
+        result
     }
 
     async fn revoke_grant(&self, grant_id: &str, now: Timestamp) -> Result<bool, StoreError> {
         let args = [grant_id.to_owned()];
-        self.write(move |c| {
-            revoke_and_announce_grants(c, "grant_id = ?2", &args, now).map(|n| n > 0)
-        })
-        .await
+        let result = self
+            .write(move |c| {
+                revoke_and_announce_grants(c, "grant_id = ?2", &args, now).map(|n| n > 0)
+            })
+            .await;
+        self.inner.tokens.invalidate();
+        result
     }
 
     async fn revocation_events(&self, after: u64, limit: u32) -> Result<FeedPage, StoreError> {
@@ -799,8 +802,9 @@ impl AdminStore for SqliteStore {
                 Ok(Some(count(revoked)))
             })
             .await;
-        // Cached clients are read again: this one is gone.
+        // Cached clients are read again: this one is gone; so are its tokens.
         self.inner.clients.invalidate();
+        self.inner.tokens.invalidate();
         result
     }
 
@@ -845,8 +849,11 @@ impl AdminStore for SqliteStore {
 
     async fn revoke_grants(&self, filter: &GrantFilter, now: Timestamp) -> Result<u64, StoreError> {
         let (cond, args) = grant_filter_sql(filter, 2);
-        self.write(move |c| revoke_and_announce_grants(c, &cond, &args, now).map(count))
-            .await
+        let result = self
+            .write(move |c| revoke_and_announce_grants(c, &cond, &args, now).map(count))
+            .await;
+        self.inner.tokens.invalidate();
+        result
     }
 
     async fn purge(
@@ -886,6 +893,8 @@ impl AdminStore for SqliteStore {
         }
         counts.grants = self.delete_tokenless_grants(batch).await?;
         counts.revocation_events = self.purge_revocation_events(event_cutoff, batch).await?;
+        // Deleted tokens are unknown from now on, not "expired" from memory.
+        self.inner.tokens.invalidate();
         Ok(counts)
     }
 }

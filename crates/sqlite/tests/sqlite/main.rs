@@ -26,3 +26,4 @@ mod purge;
 mod rotation;
 mod semantics;
 mod support;
+mod token_cache;
