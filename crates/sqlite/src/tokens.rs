@@ -48,6 +48,15 @@ pub(crate) const CAPACITY: usize = 65_536;
 /// The revocation feed's head: raised by every revocation, whichever process makes it.
 const HEAD: &str = "SELECT head FROM revocation_feed WHERE id = 1";
 
+/// What a lookup that missed carries from [`TokenCache::fresh`] to [`TokenCache::load`].
+#[derive(Debug, Clone, Copy)]
+struct Miss {
+    /// The invalidation epoch when the lookup began.
+    epoch: u64,
+    /// The head, if it was read within the window (then it need not be read again).
+    head: Option<i64>,
+}
+
 #[derive(Debug, Default)]
 struct Cached {
     /// The head under which every entry of `tokens` was read.
@@ -108,17 +117,17 @@ impl TokenCache {
         let now = Instant::now();
         match self.fresh(digest, now)? {
             Ok(state) => Ok(Some(state)),
-            Err(epoch) => read(&|c| self.load(c, digest, epoch, now)),
+            Err(miss) => read(&|c| self.load(c, digest, miss, now)),
         }
     }
 
     /// The cached state when the head was read less than the window before `now`; otherwise
-    /// the epoch to hand to [`Self::load`].
+    /// what [`Self::load`] needs to know.
     fn fresh(
         &self,
         digest: &TokenDigest,
         now: Instant,
-    ) -> Result<Result<AccessTokenState, u64>, StoreError> {
+    ) -> Result<Result<AccessTokenState, Miss>, StoreError> {
         let window = Duration::from_nanos(self.window_nanos.load(Ordering::Relaxed));
         let cached = self.cached.lock().map_err(|_| poisoned())?;
         let fresh = cached
@@ -129,7 +138,10 @@ impl TokenCache {
                 return Ok(Ok(state.clone()));
             }
         }
-        Ok(Err(cached.epoch))
+        Ok(Err(Miss {
+            epoch: cached.epoch,
+            head: fresh.then_some(cached.head),
+        }))
     }
 
     /// Reads the head on `c` and answers from memory if no revocation came since, else reads
@@ -138,26 +150,62 @@ impl TokenCache {
         &self,
         c: &Connection,
         digest: &TokenDigest,
-        epoch: u64,
+        miss: Miss,
         now: Instant,
     ) -> Result<Option<AccessTokenState>, StoreError> {
-        let head: i64 = c
-            .prepare_cached(HEAD)
-            .and_then(|mut s| s.query_row([], |r| r.get(0)))
-            .map_err(db_err)?;
-        {
-            let mut cached = self.cached.lock().map_err(|_| poisoned())?;
-            if cached.epoch == epoch {
-                if cached.head != head {
-                    cached.tokens.clear();
-                    cached.head = head;
-                }
-                cached.checked_at = Some(now);
-                if let Some(state) = cached.tokens.get(digest) {
-                    return Ok(Some(state.clone()));
-                }
+        let Miss { epoch, head } = miss;
+        let head = match head {
+            // Read within the window: the row read below is at least as new, and is filed under it.
+            Some(head) => head,
+            None => {
+                let head: i64 = c
+                    .prepare_cached(HEAD)
+                    .and_then(|mut s| s.query_row([], |r| r.get(0)))
+                    .map_err(db_err)?;
+                self.refresh_head(head, epoch, now)?;
+                head
             }
+        };
+        if let Some(state) = self.cached_under(digest, epoch, head)? {
+            return Ok(Some(state));
         }
+        self.read_row(c, digest, epoch, head)
+    }
+
+    /// Files a new reading of the head: a moved head empties the cache.
+    fn refresh_head(&self, head: i64, epoch: u64, now: Instant) -> Result<(), StoreError> {
+        let mut cached = self.cached.lock().map_err(|_| poisoned())?;
+        if cached.epoch == epoch {
+            if cached.head != head {
+                cached.tokens.clear();
+                cached.head = head;
+            }
+            cached.checked_at = Some(now);
+        }
+        Ok(())
+    }
+
+    /// The cached state, if the cache still holds what was read under `head` and `epoch`.
+    fn cached_under(
+        &self,
+        digest: &TokenDigest,
+        epoch: u64,
+        head: i64,
+    ) -> Result<Option<AccessTokenState>, StoreError> {
+        let cached = self.cached.lock().map_err(|_| poisoned())?;
+        Ok((cached.epoch == epoch && cached.head == head)
+            .then(|| cached.tokens.get(digest).cloned())
+            .flatten())
+    }
+
+    /// Reads the row and keeps it if active and nothing moved since `epoch` and `head`.
+    fn read_row(
+        &self,
+        c: &Connection,
+        digest: &TokenDigest,
+        epoch: u64,
+        head: i64,
+    ) -> Result<Option<AccessTokenState>, StoreError> {
         // The row is read after the head, in a later (or the same) snapshot: what it shows is at
         // least as new as the head it is filed under, so a revocation after that head — which
         // moves the head — can only make the cache drop it, never keep an older state.
@@ -232,7 +280,7 @@ mod tests {
         let digest = TokenDigest::of(name);
         let state = match cache.fresh(&digest, at).unwrap() {
             Ok(state) => Some(state),
-            Err(epoch) => cache.load(c, &digest, epoch, at).unwrap(),
+            Err(miss) => cache.load(c, &digest, miss, at).unwrap(),
         };
         state.map(|s| s.revoked)
     }
@@ -271,12 +319,12 @@ mod tests {
         let cache = TokenCache::with_window(crate::CLIENT_CACHE_WINDOW);
         let t0 = start();
         let digest = TokenDigest::of("t1");
-        let Err(epoch) = cache.fresh(&digest, t0).unwrap() else {
+        let Err(miss) = cache.fresh(&digest, t0).unwrap() else {
             panic!("nothing cached yet");
         };
         // A revocation commits and invalidates while this lookup is between its steps.
         cache.invalidate();
-        assert!(!cache.load(&c, &digest, epoch, t0).unwrap().unwrap().revoked);
+        assert!(!cache.load(&c, &digest, miss, t0).unwrap().unwrap().revoked);
         assert_eq!(cache.len(), 0, "read before the invalidation: not kept");
     }
 
