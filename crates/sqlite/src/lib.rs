@@ -351,7 +351,8 @@ impl SqliteStore {
 
     /// Runs a token issuance in the writer's next group-commit batch; `Ok` once it survives a
     /// crash of the process (power loss too when [`Self::set_fsync_issuance`] says so, or when
-    /// the batch holds any other write). Only for writes whose loss fails closed.
+    /// the batch holds any other write). Only for writes whose loss fails closed, and only for a
+    /// single statement: it runs without a savepoint (see `writer::Durability::Crash`).
     pub(crate) async fn write_issuance<T, F>(&self, op: F) -> Result<T, StoreError>
     where
         F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,

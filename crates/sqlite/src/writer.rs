@@ -44,7 +44,11 @@ pub(crate) enum Durability {
     /// Survives a crash of the process (`kill -9`): the WAL frames are written to the operating
     /// system before anyone hears back, and fsynced by the next `PowerLoss` batch or checkpoint.
     /// Only for writes whose loss in a power cut fails closed — a freshly issued token that
-    /// vanishes is a token that stops working, never one that starts working again.
+    /// vanishes is a token that stops working, never one that starts working again. Such an
+    /// operation is also a **single statement**, and runs without a savepoint of its own: SQLite
+    /// backs out a failing statement by itself and keeps the transaction (its default `ABORT`
+    /// conflict resolution), which is all a savepoint would add — and a savepoint makes SQLite
+    /// copy every page the statement touches into a sub-journal first.
     Crash,
 }
 
@@ -339,6 +343,14 @@ fn commit_batch(conn: &Connection, batch: &mut [Box<dyn Job>]) -> Result<(), Str
 /// remaining jobs then do not run at all, since they would run outside any transaction.
 fn run_jobs(conn: &Connection, batch: &mut [Box<dyn Job>]) -> Result<(), String> {
     for job in batch.iter_mut() {
+        if job.durability() == Durability::Crash {
+            // One statement (see `Durability::Crash`): atomic without a savepoint.
+            job.run(conn);
+            if conn.is_autocommit() {
+                return Err("SQLite rolled back the write transaction".into());
+            }
+            continue;
+        }
         exec(conn, "SAVEPOINT op").map_err(|e| format!("cannot open a savepoint: {e}"))?;
         if job.run(conn) {
             exec(conn, "RELEASE op")

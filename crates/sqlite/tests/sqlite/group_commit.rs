@@ -262,3 +262,46 @@ async fn issuance_alone_commits_without_fsync_and_everything_else_with_it() {
     assert_eq!((t3 - t2, f3 - f2), (1, 1));
     store.close().await;
 }
+
+#[tokio::test]
+async fn a_colliding_issuance_without_a_savepoint_fails_alone() {
+    let db = TempDb::new("group-no-savepoint");
+    let store = db.open().await;
+    let taken = access("twa_taken", None, "c1", 1_000, 9_000);
+    store.insert_access_token(&taken).await.unwrap();
+    let colliding = access("twa_taken", None, "c2", 2_000, 8_000);
+    let ok: Vec<_> = (0..4)
+        .map(|i| access(&format!("twa_ok{i}"), None, "c1", 1_000, 9_000))
+        .collect();
+    let before = store.write_stats();
+    let lock = hold_write_lock(&db);
+    let mut writes: Vec<Write<'_>> = vec![
+        Box::pin(store.insert_access_token(&ok[0])),
+        Box::pin(store.insert_access_token(&ok[1])),
+        Box::pin(store.insert_access_token(&colliding)),
+        Box::pin(store.insert_access_token(&ok[2])),
+        Box::pin(store.insert_access_token(&ok[3])),
+    ];
+    queue_all(&mut writes).await;
+    lock.execute_batch("COMMIT").unwrap();
+    let results = finish_all(writes).await;
+    assert!(store.write_stats().transactions - before.transactions <= 2);
+    assert!(
+        matches!(results[2], Err(StoreError::Conflict)),
+        "{:?}",
+        results[2]
+    );
+    for i in [0, 1, 3, 4] {
+        assert!(results[i].is_ok(), "write {i}: {:?}", results[i]);
+    }
+    for t in &ok {
+        assert!(store.find_access_token(&t.digest).await.unwrap().is_some());
+    }
+    let still = store
+        .find_access_token(&taken.digest)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(still.record, taken, "the first token is untouched");
+    store.close().await;
+}
