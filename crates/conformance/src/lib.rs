@@ -55,8 +55,8 @@ use tokenwarden_core::model::{
     GrantType, RefreshTokenRecord, Scope, Session, User,
 };
 use tokenwarden_core::store::{
-    AccountStore, GrantFilter, PurgeCounts, PurgePolicy, Redemption, Rotation, RotationInput,
-    StoreError,
+    AccountStore, FoundToken, GrantFilter, PurgeCounts, PurgePolicy, Redemption, Rotation,
+    RotationInput, StoreError,
 };
 
 /// The instant every case starts at (2023-11-14T22:13:20Z).
@@ -752,6 +752,47 @@ pub async fn revoking_grant_makes_its_tokens_read_revoked<S: AccountStore>(store
     assert!(!refresh_revoked(&store, &other_r.unwrap().digest).await);
     assert!(!access_revoked(&store, &cc.digest).await);
     assert_eq!(grant_by_id(&store, "g2").await.unwrap().revoked_at, None);
+}
+
+/// `find_any_token` finds an access token (revoked or not) as `Access`, a refresh token (used,
+/// revoked or not) as `Refresh`, and nothing as `Neither` — the same states `find_access_token`
+/// and `find_refresh_token` report.
+pub async fn find_any_token_finds_either_type_with_its_state<S: AccountStore>(store: S) {
+    let (_, a1, r1) = seed_grant(&store, "g1", "app", "alice", T0, true).await;
+    let r1 = r1.unwrap();
+    let cc = access("cc", None, "app", T0);
+    store.insert_access_token(&cc).await.unwrap();
+    for (digest, want_access) in [(&a1.digest, true), (&cc.digest, true), (&r1.digest, false)] {
+        match store.find_any_token(digest).await.unwrap() {
+            FoundToken::Access(t) if want_access => {
+                assert_eq!(Some(t), store.find_access_token(digest).await.unwrap());
+            }
+            FoundToken::Refresh(t) if !want_access => {
+                assert_eq!(Some(t), store.find_refresh_token(digest).await.unwrap());
+            }
+            other => panic!("{digest:?}: {other:?}"),
+        }
+    }
+    assert_eq!(
+        store
+            .find_any_token(&TokenDigest::of("nobody"))
+            .await
+            .unwrap(),
+        FoundToken::Neither
+    );
+    // Revoked ones are still found, and read revoked.
+    assert!(store.revoke_grant("g1", T0 + 5).await.unwrap());
+    store.revoke_access_token(&cc.digest, T0 + 5).await.unwrap();
+    for digest in [&a1.digest, &cc.digest] {
+        let FoundToken::Access(t) = store.find_any_token(digest).await.unwrap() else {
+            panic!("{digest:?} not found");
+        };
+        assert!(t.revoked);
+    }
+    let FoundToken::Refresh(t) = store.find_any_token(&r1.digest).await.unwrap() else {
+        panic!("refresh token not found");
+    };
+    assert!(t.revoked);
 }
 
 /// `revoke_grant` answers `true` the first time and `false` after (idempotent, keeping the first
@@ -2454,6 +2495,7 @@ macro_rules! for_each_conformance_case {
             create_grant_without_refresh_stores_no_refresh_token,
             create_grant_is_all_or_nothing,
             revoking_grant_makes_its_tokens_read_revoked,
+            find_any_token_finds_either_type_with_its_state,
             revoke_grant_returns_true_once_then_false,
             revoke_access_token_is_idempotent_and_leaves_grant_alone,
             revoke_access_token_keeps_the_first_revocation_time,

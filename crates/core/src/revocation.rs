@@ -12,7 +12,7 @@ use crate::crypto::TokenDigest;
 use crate::error::{ErrorCode, OAuthError};
 use crate::secret::PresentedToken;
 use crate::server::{with_outcome, AuthorizationServer, Outcome};
-use crate::store::Store;
+use crate::store::{FoundToken, Store};
 use crate::wire::{error_response, parse_post_form, WireError};
 
 /// A revocation request that passed validation.
@@ -185,29 +185,30 @@ impl<S: Store> AuthorizationServer<S> {
                 format!("revocation of {} is not supported", kind.as_str()),
             )
         };
+        // Both types in one lookup; a digest names at most one token (the type is in the token's
+        // prefix), so the hint's order decides nothing more than which type is reported first.
+        let mut any = Some(self.store.find_any_token(&digest).await?);
         for kind in order {
             // (owner, already revoked, the grant to end with it)
-            let found = match kind {
-                TokenTypeHint::AccessToken => {
-                    self.store.find_access_token(&digest).await?.map(|t| {
-                        let cascade = t
-                            .record
-                            .grant_id
-                            .filter(|_| self.config.revocation.revoke_access_cascades);
-                        (t.record.client_id, t.revoked, cascade)
-                    })
+            let found = match (kind, any.take()) {
+                (TokenTypeHint::AccessToken, Some(FoundToken::Access(t))) => {
+                    let cascade = t
+                        .record
+                        .grant_id
+                        .filter(|_| self.config.revocation.revoke_access_cascades);
+                    (t.record.client_id, t.revoked, cascade)
                 }
                 // Revoking a refresh token ends its grant: every access and refresh token
                 // descended from the same authorization (RFC 7009 §2.1 "SHOULD").
-                TokenTypeHint::RefreshToken => self
-                    .store
-                    .find_refresh_token(&digest)
-                    .await?
-                    .map(|t| (t.record.client_id, t.revoked, Some(t.record.grant_id))),
+                (TokenTypeHint::RefreshToken, Some(FoundToken::Refresh(t))) => {
+                    (t.record.client_id, t.revoked, Some(t.record.grant_id))
+                }
+                (_, other) => {
+                    any = other;
+                    continue;
+                }
             };
-            let Some((owner, revoked, grant_id)) = found else {
-                continue;
-            };
+            let (owner, revoked, grant_id) = found;
             if &owner != caller {
                 return Err(not_yours());
             }

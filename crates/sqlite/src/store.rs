@@ -20,15 +20,15 @@ use tokenwarden_core::model::{
     Consent, Grant, RefreshTokenRecord, RefreshTokenState, Session, User,
 };
 use tokenwarden_core::store::{
-    AccountStore, AdminStore, GrantFilter, PurgeCounts, PurgePolicy, Redemption, Rotation,
-    RotationInput, Store, StoreError,
+    AccountStore, AdminStore, FoundToken, GrantFilter, PurgeCounts, PurgePolicy, Redemption,
+    Rotation, RotationInput, Store, StoreError,
 };
 
 use crate::rows::{
-    client_json, AuthorizationCodeRow, ClientRow, ConsentRow, GrantRow, RefreshStateRow,
-    RevocationEventRow, SessionRow, UserRow, AUTHORIZATION_CODE_SELECT, CLIENT_LIST,
-    CONSENT_SELECT, GRANT_COLUMNS, REFRESH_STATE_SELECT, REVOCATION_EVENTS_AFTER, SESSION_SELECT,
-    USER_SELECT,
+    client_json, AccessStateRow, AuthorizationCodeRow, ClientRow, ConsentRow, GrantRow,
+    RefreshStateRow, RevocationEventRow, SessionRow, UserRow, ACCESS_STATE_SELECT,
+    AUTHORIZATION_CODE_SELECT, CLIENT_LIST, CONSENT_SELECT, GRANT_COLUMNS, REFRESH_STATE_SELECT,
+    REVOCATION_EVENTS_AFTER, SESSION_SELECT, USER_SELECT,
 };
 use crate::{db_err, SqliteStore};
 
@@ -250,6 +250,30 @@ fn authorization_code(
         [digest.as_bytes()],
         AuthorizationCodeRow::from_row,
     )
+}
+
+/// An access token's state, straight from the database (the cache in `tokens.rs` is for
+/// `find_access_token`).
+pub(crate) fn access_state(
+    c: &Connection,
+    digest: &TokenDigest,
+) -> Result<Option<AccessTokenState>, StoreError> {
+    c.prepare_cached(ACCESS_STATE_SELECT)
+        .and_then(|mut s| {
+            s.query_row([digest.as_bytes()], AccessStateRow::from_row)
+                .optional()
+        })
+        .map_err(db_err)?
+        .map(|row| row.into_state(*digest))
+        .transpose()
+}
+
+/// Runs a statement without rows through the statement cache.
+fn exec_cached(c: &Connection, sql: &str) -> Result<(), StoreError> {
+    c.prepare_cached(sql)
+        .and_then(|mut s| s.execute([]))
+        .map(|_| ())
+        .map_err(db_err)
 }
 
 fn refresh_state(
@@ -477,6 +501,27 @@ impl Store for SqliteStore {
         digest: &TokenDigest,
     ) -> Result<Option<RefreshTokenState>, StoreError> {
         self.read(|c| refresh_state(c, digest))
+    }
+
+    async fn find_any_token(&self, digest: &TokenDigest) -> Result<FoundToken, StoreError> {
+        // Both lookups in one read transaction: each transaction costs two `fcntl` calls (the
+        // database file's shared lock, taken and released), as much as the lookups themselves.
+        self.read(|c| {
+            exec_cached(c, "BEGIN")?;
+            let found = (|| {
+                if let Some(access) = access_state(c, digest)? {
+                    return Ok(FoundToken::Access(access));
+                }
+                Ok(match refresh_state(c, digest)? {
+                    Some(refresh) => FoundToken::Refresh(refresh),
+                    None => FoundToken::Neither,
+                })
+            })();
+            // A read transaction: ending it can only release the snapshot.
+            let ended = exec_cached(c, if found.is_ok() { "COMMIT" } else { "ROLLBACK" });
+            let found = found?;
+            ended.map(|()| found)
+        })
     }
 
     async fn rotate_refresh_token(

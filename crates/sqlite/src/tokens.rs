@@ -34,13 +34,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use rusqlite::{Connection, OptionalExtension as _};
+use rusqlite::Connection;
 use tokenwarden_core::crypto::TokenDigest;
 use tokenwarden_core::model::AccessTokenState;
 use tokenwarden_core::store::StoreError;
 
 use crate::db_err;
-use crate::rows::{AccessStateRow, ACCESS_STATE_SELECT};
 
 /// The most tokens kept in memory (about 200 bytes each).
 pub(crate) const CAPACITY: usize = 65_536;
@@ -209,15 +208,7 @@ impl TokenCache {
         // The row is read after the head, in a later (or the same) snapshot: what it shows is at
         // least as new as the head it is filed under, so a revocation after that head — which
         // moves the head — can only make the cache drop it, never keep an older state.
-        let state = c
-            .prepare_cached(ACCESS_STATE_SELECT)
-            .and_then(|mut s| {
-                s.query_row([digest.as_bytes()], AccessStateRow::from_row)
-                    .optional()
-            })
-            .map_err(db_err)?
-            .map(|row| row.into_state(*digest))
-            .transpose()?;
+        let state = crate::store::access_state(c, digest)?;
         if let Some(state) = state.as_ref().filter(|s| !s.revoked) {
             let mut cached = self.cached.lock().map_err(|_| poisoned())?;
             if cached.epoch == epoch && cached.head == head {

@@ -123,6 +123,17 @@ pub struct PurgeCounts {
     pub revocation_events: u64,
 }
 
+/// What [`Store::find_any_token`] found under a digest.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FoundToken {
+    /// An access token (revoked or not).
+    Access(AccessTokenState),
+    /// A refresh token (used, revoked or not).
+    Refresh(RefreshTokenState),
+    /// No token has that digest.
+    Neither,
+}
+
 /// The request-path storage operations.
 pub trait Store: Send + Sync {
     /// A client by `client_id`.
@@ -158,6 +169,25 @@ pub trait Store: Send + Sync {
         &self,
         digest: &TokenDigest,
     ) -> impl Future<Output = Result<Option<RefreshTokenState>, StoreError>> + Send;
+
+    /// A token of unknown type by digest, for revocation, which must search every type (RFC 7009
+    /// §2.1): the access token with that digest, else the refresh token. A store that can reads
+    /// both in one go (SQLite: one read transaction instead of two); the default asks one after
+    /// the other.
+    fn find_any_token(
+        &self,
+        digest: &TokenDigest,
+    ) -> impl Future<Output = Result<FoundToken, StoreError>> + Send {
+        async move {
+            if let Some(access) = self.find_access_token(digest).await? {
+                return Ok(FoundToken::Access(access));
+            }
+            Ok(match self.find_refresh_token(digest).await? {
+                Some(refresh) => FoundToken::Refresh(refresh),
+                None => FoundToken::Neither,
+            })
+        }
+    }
 
     /// The refresh compare-and-set (RFC 9700 §4.14.2): if `old` is unused, unrevoked, its grant
     /// unrevoked and `now < expires_at`, mark it used at `now` with the sealed response, insert
@@ -348,6 +378,12 @@ impl<S: Store + ?Sized> Store for Arc<S> {
         digest: &TokenDigest,
     ) -> impl Future<Output = Result<Option<RefreshTokenState>, StoreError>> + Send {
         (**self).find_refresh_token(digest)
+    }
+    fn find_any_token(
+        &self,
+        digest: &TokenDigest,
+    ) -> impl Future<Output = Result<FoundToken, StoreError>> + Send {
+        (**self).find_any_token(digest)
     }
     fn rotate_refresh_token(
         &self,
