@@ -8,6 +8,11 @@ use axum::response::IntoResponse;
 use axum::routing::post;
 use axum::Router;
 
+/// The same allocator as the `tokenwarden` binary, so the ratio compares the servers, not the
+/// allocators.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 async fn answer(_body: Bytes) -> impl IntoResponse {
     (
         [
