@@ -29,7 +29,7 @@
 //!
 //! ## Semantics
 //!
-//! * **Cache.** Introspection results are cached under the SHA-256 of the token (the token itself
+//! * **Cache.** Introspection results are cached under the token's digest (time bytes + SHA-256, as the server stores it; the token itself
 //!   is never stored): active answers until the earlier of the token's `exp` and
 //!   [`ValidatorBuilder::cache_max_ttl`] (5 min), inactive ones for
 //!   [`ValidatorBuilder::negative_ttl`] (5 s); at most [`ValidatorBuilder::max_entries`]. Concurrent
