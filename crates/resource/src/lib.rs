@@ -30,8 +30,9 @@
 //! ## Semantics
 //!
 //! * **Cache.** Introspection results are cached under the token's digest (its time bytes and
-//!   SHA-256, as the server stores it; the token itself is never stored): active answers until the earlier of the token's `exp` and
-//!   [`ValidatorBuilder::cache_max_ttl`] (5 min), inactive ones for
+//!   SHA-256, as the server stores it; the token itself is never stored): active answers until
+//!   the earlier of the token's `exp` and [`ValidatorBuilder::cache_max_ttl`] (5 min), inactive
+//!   ones for
 //!   [`ValidatorBuilder::negative_ttl`] (5 s); at most [`ValidatorBuilder::max_entries`]. Concurrent
 //!   requests with the same uncached token share one introspection; at most
 //!   [`ValidatorBuilder::max_concurrent_introspections`] (64) introspections run at once, a miss
