@@ -85,15 +85,33 @@ pub async fn open(url: &str) -> anyhow::Result<Opened> {
         .context("cannot open the SQLite database")
 }
 
-/// A liveness check of the store, for `GET /healthz`.
+/// A liveness check of the store, for `GET /healthz`, and what it can tell `GET /metrics`.
 pub trait Health: Send + Sync {
     /// `true` when the database answers.
     fn healthy(&self) -> impl Future<Output = bool> + Send;
+    /// Prometheus lines about the store's writes, if it counts them.
+    fn write_metrics(&self) -> Option<String> {
+        None
+    }
 }
 
 impl Health for SqliteStore {
     async fn healthy(&self) -> bool {
         self.ping().await.is_ok()
+    }
+    fn write_metrics(&self) -> Option<String> {
+        let w = self.write_stats();
+        let unsynced = w.transactions.saturating_sub(w.fsynced);
+        Some(format!(
+            "# HELP tokenwarden_sqlite_commits_total SQLite write transactions (group commits), by whether the commit was fsynced.\n\
+             # TYPE tokenwarden_sqlite_commits_total counter\n\
+             tokenwarden_sqlite_commits_total{{fsync=\"true\"}} {}\n\
+             tokenwarden_sqlite_commits_total{{fsync=\"false\"}} {unsynced}\n\
+             # HELP tokenwarden_sqlite_write_operations_total Store writes carried by those transactions.\n\
+             # TYPE tokenwarden_sqlite_write_operations_total counter\n\
+             tokenwarden_sqlite_write_operations_total {}\n",
+            w.fsynced, w.operations
+        ))
     }
 }
 

@@ -233,7 +233,11 @@ async fn healthz<S: Store + Health + 'static>(State(st): State<Arc<AppState<S>>>
 }
 
 async fn metrics<S: Store + Health + 'static>(State(st): State<Arc<AppState<S>>>) -> Response {
-    let mut response = st.metrics.render().into_response();
+    let mut text = st.metrics.render();
+    if let Some(store) = st.server.store().write_metrics() {
+        text.push_str(&store);
+    }
+    let mut response = text.into_response();
     response.headers_mut().insert(
         CONTENT_TYPE,
         HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),

@@ -68,6 +68,27 @@ async fn client_credentials_token_is_stored_only_as_digest_and_revocation_ends_i
     assert_eq!(body["expires_in"], 3600);
     assert_eq!(body["scope"], "read");
     assert!(body.get("refresh_token").is_none());
+    // The issuance went into a commit of its own, without an fsync (the durability classes).
+    let commits = |text: &str, fsync: &str| -> u64 {
+        let key = format!("tokenwarden_sqlite_commits_total{{fsync=\"{fsync}\"}} ");
+        text.lines()
+            .find_map(|l| l.strip_prefix(key.as_str()))
+            .unwrap_or_else(|| panic!("{key} missing: {text}"))
+            .parse()
+            .unwrap()
+    };
+    let metrics = || async {
+        http()
+            .get(server.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    };
+    let after_issue = metrics().await;
+    assert_eq!(commits(&after_issue, "false"), 1, "{after_issue}");
 
     let claims = introspect(&server, &svc, &token).await;
     assert_eq!(claims["active"], true);
@@ -111,6 +132,13 @@ async fn client_credentials_token_is_stored_only_as_digest_and_revocation_ends_i
     assert_eq!(
         introspect(&server, &svc, &token).await,
         serde_json::json!({"active": false})
+    );
+    // The revocation was fsynced.
+    let after_revoke = metrics().await;
+    assert_eq!(commits(&after_revoke, "false"), 1, "{after_revoke}");
+    assert!(
+        commits(&after_revoke, "true") > commits(&after_issue, "true"),
+        "{after_revoke}"
     );
     assert_eq!(
         db_scalar(
