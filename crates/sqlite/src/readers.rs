@@ -95,7 +95,10 @@ impl Readers {
                     None => opener.open()?,
                 };
                 let result = f(&conn);
-                if !is_closed.load(Ordering::Acquire) {
+                // A connection left inside a transaction (a read whose COMMIT failed) would pin
+                // its snapshot: later reads on it would see old data and checkpoints would stall.
+                // It is closed instead of pooled (closing rolls the transaction back).
+                if conn.is_autocommit() && !is_closed.load(Ordering::Acquire) {
                     if let Ok(mut idle) = idle.lock() {
                         if idle.len() < *cap {
                             idle.push(conn);

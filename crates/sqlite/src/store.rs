@@ -268,14 +268,6 @@ pub(crate) fn access_state(
         .transpose()
 }
 
-/// Runs a statement without rows through the statement cache.
-fn exec_cached(c: &Connection, sql: &str) -> Result<(), StoreError> {
-    c.prepare_cached(sql)
-        .and_then(|mut s| s.execute([]))
-        .map(|_| ())
-        .map_err(db_err)
-}
-
 fn refresh_state(
     c: &Connection,
     digest: &TokenDigest,
@@ -507,20 +499,18 @@ impl Store for SqliteStore {
         // Both lookups in one read transaction: each transaction costs two `fcntl` calls (the
         // database file's shared lock, taken and released), as much as the lookups themselves.
         self.read(|c| {
-            exec_cached(c, "BEGIN")?;
-            let found = (|| {
-                if let Some(access) = access_state(c, digest)? {
-                    return Ok(FoundToken::Access(access));
-                }
-                Ok(match refresh_state(c, digest)? {
+            // Rolled back when dropped on an error path; the pool also refuses a connection
+            // that comes back inside a transaction.
+            let tx = c.unchecked_transaction().map_err(db_err)?;
+            let found = match access_state(&tx, digest)? {
+                Some(access) => FoundToken::Access(access),
+                None => match refresh_state(&tx, digest)? {
                     Some(refresh) => FoundToken::Refresh(refresh),
                     None => FoundToken::Neither,
-                })
-            })();
-            // A read transaction: ending it can only release the snapshot.
-            let ended = exec_cached(c, if found.is_ok() { "COMMIT" } else { "ROLLBACK" });
-            let found = found?;
-            ended.map(|()| found)
+                },
+            };
+            tx.commit().map_err(db_err)?;
+            Ok(found)
         })
     }
 
@@ -660,53 +650,46 @@ impl Store for SqliteStore {
         now: Timestamp,
     ) -> Result<(), StoreError> {
         let digest = *digest;
-        let result = self
-            .write(move |c| {
-                // Only a token still valid changes, and only then is there something to announce:
-                // one revoked already (it keeps its first revocation time, which retention counts
-                // from) or through its grant (revoked or gone) is left as it is, as in the memory
-                // store, and an unknown digest matches nothing.
-                let revoked: Option<(String, Option<String>)> = c
-                    .prepare_cached(
-                        "UPDATE access_tokens SET revoked_at = ?2 \
+        self.write_revoking(move |c| {
+            // Only a token still valid changes, and only then is there something to announce:
+            // one revoked already (it keeps its first revocation time, which retention counts
+            // from) or through its grant (revoked or gone) is left as it is, as in the memory
+            // store, and an unknown digest matches nothing.
+            let revoked: Option<(String, Option<String>)> = c
+                .prepare_cached(
+                    "UPDATE access_tokens SET revoked_at = ?2 \
                      WHERE digest = ?1 AND revoked_at IS NULL \
                        AND (grant_id IS NULL \
                             OR EXISTS (SELECT 1 FROM grants g \
                                        WHERE g.grant_id = access_tokens.grant_id \
                                          AND g.revoked_at IS NULL)) \
                      RETURNING client_id, grant_id",
-                    )
-                    .and_then(|mut s| {
-                        s.query_row(params![digest.as_bytes(), now], |r| {
-                            Ok((r.get(0)?, r.get(1)?))
-                        })
-                        .optional()
+                )
+                .and_then(|mut s| {
+                    s.query_row(params![digest.as_bytes(), now], |r| {
+                        Ok((r.get(0)?, r.get(1)?))
                     })
-                    .map_err(db_err)?;
-                let events = revoked.map(|(client_id, grant_id)| NewRevocation {
-                    kind: RevocationKind::Token,
-                    client_id,
-                    token: Some(digest),
-                    grant_id,
-                    subject: None,
-                });
-                append_events(c, events.into_iter().collect(), now)
-            })
-            .await;
-        // Committed (or not at all): cached tokens are read again before the caller hears back.
-        self.inner.tokens.invalidate();
-        result
+                    .optional()
+                })
+                .map_err(db_err)?;
+            let events = revoked.map(|(client_id, grant_id)| NewRevocation {
+                kind: RevocationKind::Token,
+                client_id,
+                token: Some(digest),
+                grant_id,
+                subject: None,
+            });
+            append_events(c, events.into_iter().collect(), now)
+        })
+        .await
     }
 
     async fn revoke_grant(&self, grant_id: &str, now: Timestamp) -> Result<bool, StoreError> {
         let args = [grant_id.to_owned()];
-        let result = self
-            .write(move |c| {
-                revoke_and_announce_grants(c, "grant_id = ?2", &args, now).map(|n| n > 0)
-            })
-            .await;
-        self.inner.tokens.invalidate();
-        result
+        self.write_revoking(move |c| {
+            revoke_and_announce_grants(c, "grant_id = ?2", &args, now).map(|n| n > 0)
+        })
+        .await
     }
 
     async fn revocation_events(&self, after: u64, limit: u32) -> Result<FeedPage, StoreError> {
@@ -730,6 +713,11 @@ impl Store for SqliteStore {
                 RevocationEventRow::from_row,
             )?;
             tx.commit().map_err(db_err)?;
+            // Nobody may hear of a revocation (the feed publishes these events) while the token
+            // cache could still answer "active" for it: a head newer than the cache's empties it
+            // first. (A revocation by another process is otherwise seen by the cache only when
+            // it next re-reads the head, up to its window later.)
+            self.inner.tokens.observe_head(head);
             let bound = |v: i64, column: &str| {
                 u64::try_from(v).map_err(|_| {
                     StoreError::Unavailable(format!("corrupt row: revocation_feed.{column}"))
@@ -811,7 +799,7 @@ impl AdminStore for SqliteStore {
     ) -> Result<Option<u64>, StoreError> {
         let args = [client_id.to_owned()];
         let result = self
-            .write(move |c| {
+            .write_revoking(move |c| {
                 let [client_id] = &args;
                 let deleted = execute(c, "DELETE FROM clients WHERE client_id = ?1", [client_id])?;
                 if deleted == 0 {
@@ -847,9 +835,9 @@ impl AdminStore for SqliteStore {
                 Ok(Some(count(revoked)))
             })
             .await;
-        // Cached clients are read again: this one is gone; so are its tokens.
+        // Cached clients are read again: this one is gone. (Its tokens left the token cache
+        // on the writer thread, at the commit.)
         self.inner.clients.invalidate();
-        self.inner.tokens.invalidate();
         result
     }
 
@@ -894,11 +882,8 @@ impl AdminStore for SqliteStore {
 
     async fn revoke_grants(&self, filter: &GrantFilter, now: Timestamp) -> Result<u64, StoreError> {
         let (cond, args) = grant_filter_sql(filter, 2);
-        let result = self
-            .write(move |c| revoke_and_announce_grants(c, &cond, &args, now).map(count))
-            .await;
-        self.inner.tokens.invalidate();
-        result
+        self.write_revoking(move |c| revoke_and_announce_grants(c, &cond, &args, now).map(count))
+            .await
     }
 
     async fn purge(

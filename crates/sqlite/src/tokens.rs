@@ -10,12 +10,17 @@
 //! head has not moved, exactly as `clients.rs` trusts clients for as long as their generation
 //! has not:
 //!
-//! - a revocation made through **this** store empties the cache once it has committed and before
-//!   its caller hears back (so before the `200` of `/oauth2/revoke`): every lookup that starts
-//!   afterwards reads the database, and one that started before cannot put what it read back;
+//! - a revocation made through **this** store empties the cache on the writer thread right after
+//!   its commit, before its caller hears back (so before the `200` of `/oauth2/revoke`) and even
+//!   if the caller has stopped waiting: every lookup that starts afterwards reads the database,
+//!   and one that started before cannot put what it read back;
 //! - a revocation made by **another process** (the admin CLI's `grant revoke` or `client delete`,
 //!   or a second server on the same file) is seen by every lookup that starts more than the
-//!   window ([`crate::CLIENT_CACHE_WINDOW`], 10 ms) after its commit, when the head is read again.
+//!   window ([`crate::CLIENT_CACHE_WINDOW`], 10 ms) after its commit, when the head is read again
+//!   — and at once when this store's revocation feed reads a page past the cache's head: the
+//!   cache is emptied before the events are returned, so no subscriber hears of a revocation the
+//!   cache could still contradict (a resource server re-introspecting on the event would
+//!   otherwise cache the stale answer).
 //!
 //! One difference is allowed to last longer than the window: a token that expired and was then
 //! deleted by *another process's* purge (`tokenwarden purge`) may still be found here, expired,
@@ -231,6 +236,20 @@ impl TokenCache {
         }
     }
 
+    /// A reading of the head taken elsewhere (the revocation feed's page): if it is newer than
+    /// the cache's, the cache is emptied as by [`Self::invalidate`] — before the caller goes on to
+    /// publish the events behind that head.
+    pub(crate) fn observe_head(&self, head: i64) {
+        if let Ok(mut cached) = self.cached.lock() {
+            if head > cached.head {
+                cached.tokens.clear();
+                cached.checked_at = None;
+                cached.epoch = cached.epoch.wrapping_add(1);
+                cached.head = head;
+            }
+        }
+    }
+
     #[cfg(test)]
     fn len(&self) -> usize {
         self.cached.lock().map_or(0, |c| c.tokens.len())
@@ -317,6 +336,22 @@ mod tests {
         cache.invalidate();
         assert!(!cache.load(&c, &digest, miss, t0).unwrap().unwrap().revoked);
         assert_eq!(cache.len(), 0, "read before the invalidation: not kept");
+    }
+
+    #[test]
+    fn a_newer_head_seen_by_the_feed_empties_the_cache_at_once() {
+        let c = database();
+        let cache = TokenCache::with_window(crate::CLIENT_CACHE_WINDOW);
+        let t0 = start();
+        assert_eq!(find_at(&cache, &c, "t1", t0), Some(false));
+        c.execute_batch(REVOKE).unwrap();
+        // Within the window, but the feed has read head 1: the revocation is seen.
+        cache.observe_head(1);
+        assert_eq!(find_at(&cache, &c, "t1", t0), Some(true));
+        // An older or equal reading changes nothing.
+        cache.observe_head(0);
+        cache.observe_head(1);
+        assert_eq!(cache.len(), 0);
     }
 
     #[test]

@@ -28,6 +28,7 @@ use tokenwarden_core::store::StoreError;
 use tokio::sync::oneshot;
 
 use crate::checkpoint::Checkpointer;
+use crate::tokens::TokenCache;
 
 /// The most operations one transaction carries. Bounds the time the write lock is held and the
 /// latency of the last operation in a batch; under load a batch is usually as large as the
@@ -79,6 +80,9 @@ pub(crate) trait Job: Send {
 
 struct Op<F, T> {
     durability: Durability,
+    /// Emptied on the writer thread once the batch has committed, before anyone hears back — so
+    /// also when the caller has stopped waiting (a cancelled request): for revocations.
+    on_commit: Option<Arc<TokenCache>>,
     op: Option<F>,
     result: Option<Result<T, StoreError>>,
     reply: oneshot::Sender<Result<T, StoreError>>,
@@ -100,6 +104,11 @@ where
     }
 
     fn finish(self: Box<Self>, batch: Result<(), &str>) {
+        if batch.is_ok() {
+            if let Some(cache) = &self.on_commit {
+                cache.invalidate();
+            }
+        }
         let answer = match batch {
             Ok(()) => self
                 .result
@@ -156,7 +165,12 @@ impl Writer {
     /// Runs `op` in the next batch; resolves once that batch has committed (as durably as
     /// `durability` asks, or more) or failed. Returns `Unavailable` without running `op` once the
     /// writer has stopped.
-    pub(crate) async fn write<T, F>(&self, durability: Durability, op: F) -> Result<T, StoreError>
+    pub(crate) async fn write<T, F>(
+        &self,
+        durability: Durability,
+        on_commit: Option<Arc<TokenCache>>,
+        op: F,
+    ) -> Result<T, StoreError>
     where
         F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
         T: Send + 'static,
@@ -165,6 +179,7 @@ impl Writer {
         self.queue
             .send(Msg::Write(Box::new(Op {
                 durability,
+                on_commit,
                 op: Some(op),
                 result: None,
                 reply,
@@ -243,7 +258,8 @@ fn run(
                         .iter()
                         .any(|job| job.durability() == Durability::PowerLoss);
                 let outcome = match lock(conn) {
-                    Ok(conn) => set_synchronous(&conn, &mut fsyncing, fsync)
+                    Ok(conn) => end_stray_transaction(&conn)
+                        .and_then(|()| set_synchronous(&conn, &mut fsyncing, fsync))
                         .and_then(|()| commit_batch(&conn, &mut batch)),
                     Err(why) => Err(why),
                 };
@@ -300,6 +316,15 @@ fn wal_checkpoint(conn: &Connection) {
         Ok(_) => tracing::warn!("WAL checkpoint on close incomplete: a reader was still active"),
         Err(e) => tracing::warn!(error = %e, "WAL checkpoint on close failed"),
     }
+}
+
+/// Rolls back a transaction left open on the write connection (a `ROLLBACK` that failed after a
+/// failed batch): `synchronous` cannot be switched, nor a batch begun, inside one.
+fn end_stray_transaction(conn: &Connection) -> Result<(), String> {
+    if conn.is_autocommit() {
+        return Ok(());
+    }
+    exec(conn, "ROLLBACK").map_err(|e| format!("cannot end a transaction left open: {e}"))
 }
 
 /// Switches the connection between `synchronous=FULL` (fsync at commit) and `NORMAL` (no fsync at

@@ -4,6 +4,7 @@
 //! window is zero or the test waits it out, so the cross-process path (the feed's head, raised in
 //! the revoking transaction) is checked end to end.
 
+use std::future::Future as _;
 use std::time::Duration;
 
 use tokenwarden_core::store::{AdminStore as _, GrantFilter, Store as _};
@@ -111,5 +112,56 @@ async fn a_purge_through_the_store_forgets_the_tokens_it_deleted() {
     assert_eq!(counts.access_tokens, 2);
     assert_eq!(revoked(&server, "twa_cc").await, None);
     assert_eq!(revoked(&server, "twa_g").await, None);
+    server.close().await;
+}
+
+/// The revocation feed must never publish a revocation the token cache could still contradict: a
+/// resource server evicting on the event and introspecting again would cache the stale "active"
+/// for minutes. Reading the feed past the cache's head empties the cache first.
+#[tokio::test]
+async fn once_the_feed_has_read_another_process_s_revocation_the_cache_has_dropped_it() {
+    let db = TempDb::new("tokens-feed-order");
+    let server = server_with_tokens(&db).await;
+    // A window long enough that only the feed's reading can explain what follows.
+    server.set_token_cache_window(Duration::from_secs(600));
+    assert_eq!(revoked(&server, "twa_g").await, Some(false));
+    let cli = db.open().await;
+    assert!(cli.revoke_grant("g1", 1_100).await.unwrap());
+    cli.close().await;
+    // Well within the window: the cache alone could still answer from memory here.
+    let page = server.revocation_events(0, 100).await.unwrap();
+    assert_eq!(page.head, 1);
+    assert_eq!(revoked(&server, "twa_g").await, Some(true));
+    server.close().await;
+}
+
+/// A revocation whose caller stopped waiting (a cancelled request) still empties the cache when
+/// it commits: the writer thread does it, not the caller.
+#[tokio::test]
+async fn a_revocation_whose_caller_gave_up_still_empties_the_cache_when_it_commits() {
+    let db = TempDb::new("tokens-cancelled");
+    let server = server_with_tokens(&db).await;
+    // Another connection holds the write lock, so the revocation cannot commit before its caller
+    // has given up.
+    let lock = rusqlite::Connection::open(&db.path).unwrap();
+    lock.execute_batch("BEGIN IMMEDIATE").unwrap();
+    {
+        let digest = d("twa_cc");
+        let mut revocation = Box::pin(server.revoke_access_token(&digest, 1_100));
+        std::future::poll_fn(|cx| {
+            assert!(
+                revocation.as_mut().poll(cx).is_pending(),
+                "answered under the lock"
+            );
+            std::task::Poll::Ready(())
+        })
+        .await;
+        // Dropped here, still queued: the caller gave up.
+    }
+    lock.execute_batch("COMMIT").unwrap();
+    // Wait for the commit through a write queued behind it (the writer runs them in order).
+    server.create_user(&user("bob")).await.unwrap();
+    assert_eq!(revoked(&server, "twa_cc").await, Some(true));
+    assert_eq!(revoked(&server, "twa_g").await, Some(false));
     server.close().await;
 }
