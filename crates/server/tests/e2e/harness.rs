@@ -189,6 +189,18 @@ pub fn http() -> reqwest::Client {
     reqwest::Client::builder().no_proxy().build().unwrap()
 }
 
+/// The server's `/metrics` text.
+pub async fn metrics_text(server: &ServerProcess) -> String {
+    http()
+        .get(server.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
 /// POSTs a form with Basic client authentication.
 pub async fn post_form(
     url: &str,

@@ -78,17 +78,7 @@ async fn client_credentials_token_is_stored_only_as_digest_and_revocation_ends_i
             .parse()
             .unwrap()
     };
-    let metrics = || async {
-        http()
-            .get(server.url("/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap()
-    };
-    let after_issue = metrics().await;
+    let after_issue = metrics_text(&server).await;
     assert_eq!(commits(&after_issue, "false"), 1, "{after_issue}");
 
     let claims = introspect(&server, &svc, &token).await;
@@ -135,7 +125,7 @@ async fn client_credentials_token_is_stored_only_as_digest_and_revocation_ends_i
         serde_json::json!({"active": false})
     );
     // The revocation was fsynced.
-    let after_revoke = metrics().await;
+    let after_revoke = metrics_text(&server).await;
     assert_eq!(commits(&after_revoke, "false"), 1, "{after_revoke}");
     assert!(
         commits(&after_revoke, "true") > commits(&after_issue, "true"),
@@ -259,14 +249,7 @@ async fn replay_after_grace_revokes_the_grant() {
     );
     let (status, _) = refresh(&server, &app, newest["refresh_token"].as_str().unwrap()).await;
     assert_eq!(status, 400);
-    let metrics = http()
-        .get(server.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = metrics_text(&server).await;
     assert!(
         metrics.contains("tokenwarden_refresh_reuse_detections_total 1"),
         "{metrics}"

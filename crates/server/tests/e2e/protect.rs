@@ -16,14 +16,7 @@ use crate::harness::*;
 
 /// Introspection requests the server has answered (from `/metrics`).
 pub async fn introspections(server: &ServerProcess) -> u64 {
-    let text = http()
-        .get(server.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = metrics_text(server).await;
     text.lines()
         .filter(|l| l.starts_with("tokenwarden_requests_total{endpoint=\"introspect\""))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<u64>().ok())

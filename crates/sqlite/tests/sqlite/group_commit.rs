@@ -11,7 +11,9 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::Poll;
 
+use tokenwarden_core::model::AccessTokenRecord;
 use tokenwarden_core::store::{AdminStore as _, GrantFilter, Store as _, StoreError};
+use tokenwarden_sqlite::SqliteStore;
 
 use crate::support::*;
 
@@ -83,6 +85,50 @@ async fn concurrent_writes_are_committed_in_fewer_transactions_and_all_survive()
     store.close().await;
 }
 
+/// Queues `ok[0]`, `ok[1]`, `failing`, `ok[2]`, `ok[3]` behind the write lock, so that they share at
+/// most two transactions (what the writer held when it blocked, then the rest) and `failing`
+/// shares one with a successful write; then checks that `failing` alone got `Conflict`, every
+/// other token is stored, and `taken` (the digest `failing` collides with) is untouched.
+async fn fails_alone_in_its_batch(
+    db: &TempDb,
+    store: &SqliteStore,
+    ok: &[AccessTokenRecord],
+    taken: &AccessTokenRecord,
+    failing: Write<'_>,
+) {
+    let before = store.write_stats();
+    let lock = hold_write_lock(db);
+    let mut writes: Vec<Write<'_>> = vec![
+        Box::pin(store.insert_access_token(&ok[0])),
+        Box::pin(store.insert_access_token(&ok[1])),
+        failing,
+        Box::pin(store.insert_access_token(&ok[2])),
+        Box::pin(store.insert_access_token(&ok[3])),
+    ];
+    queue_all(&mut writes).await;
+    lock.execute_batch("COMMIT").unwrap();
+    let results = finish_all(writes).await;
+    let transactions = store.write_stats().transactions - before.transactions;
+    assert!(transactions <= 2, "{transactions} transactions");
+    assert!(
+        matches!(results[2], Err(StoreError::Conflict)),
+        "{:?}",
+        results[2]
+    );
+    for i in [0, 1, 3, 4] {
+        assert!(results[i].is_ok(), "write {i}: {:?}", results[i]);
+    }
+    for t in ok {
+        assert!(store.find_access_token(&t.digest).await.unwrap().is_some());
+    }
+    let still = store
+        .find_access_token(&taken.digest)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(still.record, *taken, "the first token is untouched");
+}
+
 #[tokio::test]
 async fn a_failing_write_is_rolled_back_alone_within_its_transaction() {
     let db = TempDb::new("group-savepoint");
@@ -99,34 +145,8 @@ async fn a_failing_write_is_rolled_back_alone_within_its_transaction() {
         .map(|i| access(&format!("twa_ok{i}"), None, "c1", 1_000, 9_000))
         .collect();
 
-    let before = store.write_stats();
-    let lock = hold_write_lock(&db);
-    let mut writes: Vec<Write<'_>> = vec![
-        Box::pin(store.insert_access_token(&ok[0])),
-        Box::pin(store.insert_access_token(&ok[1])),
-        Box::pin(store.create_grant(&g, &colliding, Some(&g_refresh))),
-        Box::pin(store.insert_access_token(&ok[2])),
-        Box::pin(store.insert_access_token(&ok[3])),
-    ];
-    queue_all(&mut writes).await;
-    lock.execute_batch("COMMIT").unwrap();
-    let results = finish_all(writes).await;
-
-    // However the five were split (at most two transactions: what the writer held when it
-    // blocked, then the rest), the failing one shared its transaction with a successful one.
-    let transactions = store.write_stats().transactions - before.transactions;
-    assert!(transactions <= 2, "{transactions} transactions");
-    assert!(
-        matches!(results[2], Err(StoreError::Conflict)),
-        "{:?}",
-        results[2]
-    );
-    for i in [0, 1, 3, 4] {
-        assert!(results[i].is_ok(), "write {i}: {:?}", results[i]);
-    }
-    for t in &ok {
-        assert!(store.find_access_token(&t.digest).await.unwrap().is_some());
-    }
+    let failing = Box::pin(store.create_grant(&g, &colliding, Some(&g_refresh)));
+    fails_alone_in_its_batch(&db, &store, &ok, &taken, failing).await;
     assert!(store
         .list_grants(&GrantFilter::default())
         .await
@@ -137,12 +157,6 @@ async fn a_failing_write_is_rolled_back_alone_within_its_transaction() {
         .await
         .unwrap()
         .is_none());
-    let still = store
-        .find_access_token(&taken.digest)
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(still.record, taken, "the first token is untouched");
     store.close().await;
 }
 
@@ -273,35 +287,7 @@ async fn a_colliding_issuance_without_a_savepoint_fails_alone() {
     let ok: Vec<_> = (0..4)
         .map(|i| access(&format!("twa_ok{i}"), None, "c1", 1_000, 9_000))
         .collect();
-    let before = store.write_stats();
-    let lock = hold_write_lock(&db);
-    let mut writes: Vec<Write<'_>> = vec![
-        Box::pin(store.insert_access_token(&ok[0])),
-        Box::pin(store.insert_access_token(&ok[1])),
-        Box::pin(store.insert_access_token(&colliding)),
-        Box::pin(store.insert_access_token(&ok[2])),
-        Box::pin(store.insert_access_token(&ok[3])),
-    ];
-    queue_all(&mut writes).await;
-    lock.execute_batch("COMMIT").unwrap();
-    let results = finish_all(writes).await;
-    assert!(store.write_stats().transactions - before.transactions <= 2);
-    assert!(
-        matches!(results[2], Err(StoreError::Conflict)),
-        "{:?}",
-        results[2]
-    );
-    for i in [0, 1, 3, 4] {
-        assert!(results[i].is_ok(), "write {i}: {:?}", results[i]);
-    }
-    for t in &ok {
-        assert!(store.find_access_token(&t.digest).await.unwrap().is_some());
-    }
-    let still = store
-        .find_access_token(&taken.digest)
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(still.record, taken, "the first token is untouched");
+    let failing = Box::pin(store.insert_access_token(&colliding));
+    fails_alone_in_its_batch(&db, &store, &ok, &taken, failing).await;
     store.close().await;
 }
