@@ -128,6 +128,7 @@ mod readers;
 mod rows;
 mod store;
 mod tokens;
+mod windowed;
 mod writer;
 
 use checkpoint::Checkpointer;
@@ -245,8 +246,8 @@ impl SqliteStore {
                 writer,
                 counters,
                 closed: AtomicBool::new(false),
-                clients: ClientCache::default(),
-                tokens: Arc::new(TokenCache::with_window(CLIENT_CACHE_WINDOW)),
+                clients: clients::cache(CLIENT_CACHE_WINDOW),
+                tokens: Arc::new(tokens::cache(CLIENT_CACHE_WINDOW)),
             }),
         })
     }

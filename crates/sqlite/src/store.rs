@@ -717,7 +717,7 @@ impl Store for SqliteStore {
             // cache could still answer "active" for it: a head newer than the cache's empties it
             // first. (A revocation by another process is otherwise seen by the cache only when
             // it next re-reads the head, up to its window later.)
-            self.inner.tokens.observe_head(head);
+            self.inner.tokens.observe_generation(head);
             let bound = |v: i64, column: &str| {
                 u64::try_from(v).map_err(|_| {
                     StoreError::Unavailable(format!("corrupt row: revocation_feed.{column}"))

@@ -34,234 +34,59 @@
 //! revocation is rare next to introspections, and a partial eviction would have to read the
 //! events to know what to drop.
 
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rusqlite::Connection;
 use tokenwarden_core::crypto::TokenDigest;
 use tokenwarden_core::model::AccessTokenState;
-use tokenwarden_core::store::StoreError;
 
-use crate::db_err;
+use crate::windowed::{Keep, Read, Source, Windowed};
 
 /// The most tokens kept in memory (about 200 bytes each).
 pub(crate) const CAPACITY: usize = 65_536;
 
-/// The revocation feed's head: raised by every revocation, whichever process makes it.
-const HEAD: &str = "SELECT head FROM revocation_feed WHERE id = 1";
+/// Active access tokens under the revocation feed's head (`windowed.rs` holds the mechanism).
+pub(crate) type TokenCache = Windowed<Tokens>;
 
-/// What a lookup that missed carries from [`TokenCache::fresh`] to [`TokenCache::load`].
-#[derive(Debug, Clone, Copy)]
-struct Miss {
-    /// The invalidation epoch when the lookup began.
-    epoch: u64,
-    /// The head, if it was read within the window (then it need not be read again).
-    head: Option<i64>,
+/// A [`TokenCache`] trusting a reading of the head for `window`.
+pub(crate) fn cache(window: Duration) -> TokenCache {
+    Windowed::new(window, CAPACITY)
 }
 
-#[derive(Debug, Default)]
-struct Cached {
-    /// The head under which every entry of `tokens` was read.
-    head: i64,
-    /// When that head was last read (taken *before* the read, so the bound is conservative);
-    /// `None` after an invalidation.
-    checked_at: Option<Instant>,
-    /// Raised by every invalidation: a lookup that began before one must not refill the cache
-    /// with what it read.
-    epoch: u64,
-    tokens: HashMap<TokenDigest, AccessTokenState>,
-}
-
-/// The cache; one per store, shared by its clones.
+/// What the token cache keeps: active access-token states by digest.
 #[derive(Debug)]
-pub(crate) struct TokenCache {
-    cached: Mutex<Cached>,
-    /// How long a reading of the head is trusted, in nanoseconds.
-    window_nanos: AtomicU64,
-    /// The most tokens kept ([`CAPACITY`]).
-    capacity: usize,
-}
+pub(crate) struct Tokens;
 
-impl TokenCache {
-    /// A cache that trusts a reading of the head for `window`.
-    pub(crate) fn with_window(window: Duration) -> Self {
-        Self::with_window_and_capacity(window, CAPACITY)
+impl Source for Tokens {
+    type Key = TokenDigest;
+    type Query = TokenDigest;
+    type Value = AccessTokenState;
+    type Found = Option<AccessTokenState>;
+    /// The revocation feed's head: raised by every revocation, whichever process makes it.
+    const GENERATION: &'static str = "SELECT head FROM revocation_feed WHERE id = 1";
+
+    fn hit(value: &AccessTokenState) -> Option<AccessTokenState> {
+        Some(value.clone())
     }
 
-    fn with_window_and_capacity(window: Duration, capacity: usize) -> Self {
-        let cache = Self {
-            cached: Mutex::new(Cached::default()),
-            window_nanos: AtomicU64::new(0),
-            capacity,
-        };
-        cache.set_window(window);
-        cache
-    }
-
-    /// Trust a reading of the head for `window` from now on (zero: every lookup reads the head
-    /// and sees every revocation committed before it).
-    pub(crate) fn set_window(&self, window: Duration) {
-        let nanos = u64::try_from(window.as_nanos()).unwrap_or(u64::MAX);
-        self.window_nanos.store(nanos, Ordering::Relaxed);
-    }
-
-    /// Looks the token up: from memory when the cached copy is fresh, else on a read connection
-    /// borrowed through `read`. A hit borrows no connection.
-    pub(crate) fn find(
-        &self,
-        digest: &TokenDigest,
-        read: impl FnOnce(
-            &dyn Fn(&Connection) -> Result<Option<AccessTokenState>, StoreError>,
-        ) -> Result<Option<AccessTokenState>, StoreError>,
-    ) -> Result<Option<AccessTokenState>, StoreError> {
-        // A monotonic clock bounding the cache's staleness; no wall-clock time is read.
-        #[allow(clippy::disallowed_methods)]
-        let now = Instant::now();
-        match self.fresh(digest, now)? {
-            Ok(state) => Ok(Some(state)),
-            Err(miss) => read(&|c| self.load(c, digest, miss, now)),
-        }
-    }
-
-    /// The cached state when the head was read less than the window before `now`; otherwise
-    /// what [`Self::load`] needs to know.
-    fn fresh(
-        &self,
-        digest: &TokenDigest,
-        now: Instant,
-    ) -> Result<Result<AccessTokenState, Miss>, StoreError> {
-        let window = Duration::from_nanos(self.window_nanos.load(Ordering::Relaxed));
-        let cached = self.cached.lock().map_err(|_| poisoned())?;
-        let fresh = cached
-            .checked_at
-            .is_some_and(|at| now.saturating_duration_since(at) < window);
-        if fresh {
-            if let Some(state) = cached.tokens.get(digest) {
-                return Ok(Ok(state.clone()));
-            }
-        }
-        Ok(Err(Miss {
-            epoch: cached.epoch,
-            head: fresh.then_some(cached.head),
-        }))
-    }
-
-    /// Reads the head on `c` and answers from memory if no revocation came since, else reads
-    /// the token (and keeps it if active, unless an invalidation came since `epoch`).
-    fn load(
-        &self,
-        c: &Connection,
-        digest: &TokenDigest,
-        miss: Miss,
-        now: Instant,
-    ) -> Result<Option<AccessTokenState>, StoreError> {
-        let Miss { epoch, head } = miss;
-        let head = match head {
-            // Read within the window: the row read below is at least as new, and is filed under it.
-            Some(head) => head,
-            None => {
-                let head: i64 = c
-                    .prepare_cached(HEAD)
-                    .and_then(|mut s| s.query_row([], |r| r.get(0)))
-                    .map_err(db_err)?;
-                self.refresh_head(head, epoch, now)?;
-                head
-            }
-        };
-        if let Some(state) = self.cached_under(digest, epoch, head)? {
-            return Ok(Some(state));
-        }
-        self.read_row(c, digest, epoch, head)
-    }
-
-    /// Files a new reading of the head: a moved head empties the cache.
-    fn refresh_head(&self, head: i64, epoch: u64, now: Instant) -> Result<(), StoreError> {
-        let mut cached = self.cached.lock().map_err(|_| poisoned())?;
-        if cached.epoch == epoch {
-            if cached.head != head {
-                cached.tokens.clear();
-                cached.head = head;
-            }
-            cached.checked_at = Some(now);
-        }
-        Ok(())
-    }
-
-    /// The cached state, if the cache still holds what was read under `head` and `epoch`.
-    fn cached_under(
-        &self,
-        digest: &TokenDigest,
-        epoch: u64,
-        head: i64,
-    ) -> Result<Option<AccessTokenState>, StoreError> {
-        let cached = self.cached.lock().map_err(|_| poisoned())?;
-        Ok((cached.epoch == epoch && cached.head == head)
-            .then(|| cached.tokens.get(digest).cloned())
-            .flatten())
-    }
-
-    /// Reads the row and keeps it if active and nothing moved since `epoch` and `head`.
-    fn read_row(
-        &self,
-        c: &Connection,
-        digest: &TokenDigest,
-        epoch: u64,
-        head: i64,
-    ) -> Result<Option<AccessTokenState>, StoreError> {
+    fn read(c: &Connection, digest: &TokenDigest, head: i64) -> Read<Self> {
         // The row is read after the head, in a later (or the same) snapshot: what it shows is at
         // least as new as the head it is filed under, so a revocation after that head — which
         // moves the head — can only make the cache drop it, never keep an older state.
         let state = crate::store::access_state(c, digest)?;
-        if let Some(state) = state.as_ref().filter(|s| !s.revoked) {
-            let mut cached = self.cached.lock().map_err(|_| poisoned())?;
-            if cached.epoch == epoch && cached.head == head {
-                if cached.tokens.len() >= self.capacity {
-                    cached.tokens.clear();
-                }
-                cached.tokens.insert(*digest, state.clone());
-            }
-        }
-        Ok(state)
+        let keep = state.as_ref().filter(|s| !s.revoked).map(|s| Keep {
+            key: *digest,
+            value: s.clone(),
+            generation: head,
+        });
+        Ok((state, keep))
     }
-
-    /// Forgets every token: called once a revocation (or purge) made through this store has
-    /// committed, so the next lookup reads the database whatever the window says.
-    pub(crate) fn invalidate(&self) {
-        if let Ok(mut cached) = self.cached.lock() {
-            cached.tokens.clear();
-            cached.checked_at = None;
-            cached.epoch = cached.epoch.wrapping_add(1);
-        }
-    }
-
-    /// A reading of the head taken elsewhere (the revocation feed's page): if it is newer than
-    /// the cache's, the cache is emptied as by [`Self::invalidate`] — before the caller goes on to
-    /// publish the events behind that head.
-    pub(crate) fn observe_head(&self, head: i64) {
-        if let Ok(mut cached) = self.cached.lock() {
-            if head > cached.head {
-                cached.tokens.clear();
-                cached.checked_at = None;
-                cached.epoch = cached.epoch.wrapping_add(1);
-                cached.head = head;
-            }
-        }
-    }
-
-    #[cfg(test)]
-    fn len(&self) -> usize {
-        self.cached.lock().map_or(0, |c| c.tokens.len())
-    }
-}
-
-fn poisoned() -> StoreError {
-    StoreError::Unavailable("the token cache lock is poisoned".into())
 }
 
 #[cfg(test)]
 mod tests {
+    use std::time::Instant;
+
     use super::*;
 
     const INSERT: &str =
@@ -287,18 +112,16 @@ mod tests {
     }
 
     fn find_at(cache: &TokenCache, c: &Connection, name: &str, at: Instant) -> Option<bool> {
-        let digest = TokenDigest::of(name);
-        let state = match cache.fresh(&digest, at).unwrap() {
-            Ok(state) => Some(state),
-            Err(miss) => cache.load(c, &digest, miss, at).unwrap(),
-        };
-        state.map(|s| s.revoked)
+        cache
+            .find_at(&TokenDigest::of(name), at, |load| load(c))
+            .unwrap()
+            .map(|s| s.revoked)
     }
 
     #[test]
     fn a_revocation_by_another_connection_is_seen_once_the_window_has_passed() {
         let c = database();
-        let cache = TokenCache::with_window(crate::CLIENT_CACHE_WINDOW);
+        let cache = cache(crate::CLIENT_CACHE_WINDOW);
         let t0 = start();
         assert_eq!(find_at(&cache, &c, "t1", t0), Some(false));
         assert_eq!(cache.len(), 1);
@@ -315,7 +138,7 @@ mod tests {
     #[test]
     fn an_invalidation_is_seen_at_once() {
         let c = database();
-        let cache = TokenCache::with_window(crate::CLIENT_CACHE_WINDOW);
+        let cache = cache(crate::CLIENT_CACHE_WINDOW);
         let t0 = start();
         assert_eq!(find_at(&cache, &c, "t1", t0), Some(false));
         c.execute_batch(REVOKE).unwrap();
@@ -326,38 +149,40 @@ mod tests {
     #[test]
     fn a_lookup_that_began_before_an_invalidation_does_not_refill_the_cache() {
         let c = database();
-        let cache = TokenCache::with_window(crate::CLIENT_CACHE_WINDOW);
+        let cache = cache(crate::CLIENT_CACHE_WINDOW);
         let t0 = start();
-        let digest = TokenDigest::of("t1");
-        let Err(miss) = cache.fresh(&digest, t0).unwrap() else {
-            panic!("nothing cached yet");
-        };
-        // A revocation commits and invalidates while this lookup is between its steps.
-        cache.invalidate();
-        assert!(!cache.load(&c, &digest, miss, t0).unwrap().unwrap().revoked);
+        let state = cache
+            .find_at(&TokenDigest::of("t1"), t0, |load| {
+                // A revocation commits and invalidates while this lookup is between its steps.
+                cache.invalidate();
+                load(&c)
+            })
+            .unwrap()
+            .unwrap();
+        assert!(!state.revoked);
         assert_eq!(cache.len(), 0, "read before the invalidation: not kept");
     }
 
     #[test]
     fn a_newer_head_seen_by_the_feed_empties_the_cache_at_once() {
         let c = database();
-        let cache = TokenCache::with_window(crate::CLIENT_CACHE_WINDOW);
+        let cache = cache(crate::CLIENT_CACHE_WINDOW);
         let t0 = start();
         assert_eq!(find_at(&cache, &c, "t1", t0), Some(false));
         c.execute_batch(REVOKE).unwrap();
         // Within the window, but the feed has read head 1: the revocation is seen.
-        cache.observe_head(1);
+        cache.observe_generation(1);
         assert_eq!(find_at(&cache, &c, "t1", t0), Some(true));
         // An older or equal reading changes nothing.
-        cache.observe_head(0);
-        cache.observe_head(1);
+        cache.observe_generation(0);
+        cache.observe_generation(1);
         assert_eq!(cache.len(), 0);
     }
 
     #[test]
     fn unknown_tokens_are_not_remembered_and_the_cache_is_bounded() {
         let c = database();
-        let cache = TokenCache::with_window_and_capacity(crate::CLIENT_CACHE_WINDOW, 16);
+        let cache = TokenCache::new(crate::CLIENT_CACHE_WINDOW, 16);
         let t0 = start();
         assert_eq!(find_at(&cache, &c, "nobody", t0), None);
         assert_eq!(cache.len(), 0);
