@@ -68,7 +68,7 @@ pub struct RevocationEvent {
     pub kind: RevocationKind,
     /// The client the revoked token or grant was issued to (or the deleted client).
     pub client_id: String,
-    /// `Token` events: the SHA-256 of the revoked access token.
+    /// `Token` events: the revoked access token's digest (its primary key in the store).
     pub token: Option<TokenDigest>,
     /// `Grant` events: the grant; `Token` events: the token's grant, when it has one.
     pub grant_id: Option<String>,

@@ -109,8 +109,11 @@ impl Health for SqliteStore {
              tokenwarden_sqlite_commits_total{{fsync=\"false\"}} {unsynced}\n\
              # HELP tokenwarden_sqlite_write_operations_total Store writes carried by those transactions.\n\
              # TYPE tokenwarden_sqlite_write_operations_total counter\n\
-             tokenwarden_sqlite_write_operations_total {}\n",
-            w.fsynced, w.operations
+             tokenwarden_sqlite_write_operations_total {}\n\
+             # HELP tokenwarden_sqlite_batch_reruns_total Group commits rolled back and run again with a savepoint per write, because one write failed.\n\
+             # TYPE tokenwarden_sqlite_batch_reruns_total counter\n\
+             tokenwarden_sqlite_batch_reruns_total {}\n",
+            w.fsynced, w.operations, w.reruns
         ))
     }
 }

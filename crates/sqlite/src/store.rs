@@ -1,7 +1,8 @@
 //! [`Store`], [`AdminStore`] and [`AccountStore`] for [`SqliteStore`]: one method per atomic
 //! operation. A read runs on a read connection on the calling task; a write is one operation on
-//! the writer thread, inside its own savepoint of a group-commit transaction (see the crate
-//! docs), so a multi-statement write is all-or-nothing exactly as its own transaction was. The
+//! the writer thread, inside a group-commit transaction that rolls back whatever a failed
+//! operation wrote (see the crate docs), so a multi-statement write is all-or-nothing exactly as
+//! its own transaction was. The
 //! semantics are the memory store's, which is the reference; the comments point out where SQL
 //! needs care to match it.
 //!
@@ -212,10 +213,9 @@ impl NewGrant {
     }
 }
 
-/// Inserts a grant with its first access token and optional refresh token, inside the
-/// operation's savepoint. The grant goes first: the tokens' foreign keys name it. A digest or
-/// grant id that exists fails with `Conflict`, and the savepoint's rollback takes back whatever
-/// was inserted.
+/// Inserts a grant with its first access token and optional refresh token. The grant goes first:
+/// the tokens' foreign keys name it. A digest or grant id that exists fails with `Conflict`, and
+/// the writer's rollback of the failed operation takes back whatever was inserted.
 fn insert_grant_with_tokens(c: &Connection, new: &NewGrant) -> Result<(), StoreError> {
     let g = &new.grant;
     execute(
@@ -387,9 +387,9 @@ fn feed_err(e: rusqlite::Error) -> StoreError {
 ///
 /// The counter row is raised by `n` and the events take the numbers `head - n + 1 ..= head`.
 /// SQLite has one writer at a time (this store's writer thread, or another process holding the
-/// write lock), so numbers are handed out in commit order; a savepoint or transaction that rolls
-/// back takes its numbers back with it. The sequence therefore has no gaps, and a reader that has
-/// seen event `n` has seen every event before it.
+/// write lock), so numbers are handed out in commit order; an operation or transaction that is
+/// rolled back takes its numbers back with it. The sequence therefore has no gaps, and a reader
+/// that has seen event `n` has seen every event before it.
 fn append_events(
     c: &Connection,
     events: Vec<NewRevocation>,
@@ -472,7 +472,7 @@ impl Store for SqliteStore {
         refresh: Option<&RefreshTokenRecord>,
     ) -> Result<(), StoreError> {
         let new = NewGrant::new(grant, access, refresh);
-        // On an error the savepoint rolls everything back: a grant is never half-created.
+        // On an error the writer rolls the operation back: a grant is never half-created.
         self.write(move |c| insert_grant_with_tokens(c, &new)).await
     }
 
@@ -636,8 +636,8 @@ impl Store for SqliteStore {
                     }),
                 );
             }
-            // A colliding grant id or token digest is `Conflict`; the savepoint's rollback then
-            // takes back the marking too, so the code stays redeemable, as in the memory store.
+            // A colliding grant id or token digest is `Conflict`; the rollback of the failed
+            // operation then takes back the marking too, so the code stays redeemable, as in the memory store.
             insert_grant_with_tokens(c, &new)?;
             Ok(Redemption::Redeemed)
         })
@@ -1189,7 +1189,7 @@ impl AccountStore for SqliteStore {
             execute(
                 c,
                 "DELETE FROM consents WHERE username = ?1 AND client_id = ?2",
-                [username, client_id],
+                [&username, &client_id],
             )
             .map(|_| ())
         })

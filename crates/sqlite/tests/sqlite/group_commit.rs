@@ -12,7 +12,7 @@ use std::pin::Pin;
 use std::task::Poll;
 
 use tokenwarden_core::model::AccessTokenRecord;
-use tokenwarden_core::store::{AdminStore as _, GrantFilter, Store as _, StoreError};
+use tokenwarden_core::store::{AdminStore as _, GrantFilter, Rotation, Store as _, StoreError};
 use tokenwarden_sqlite::SqliteStore;
 
 use crate::support::*;
@@ -157,6 +157,147 @@ async fn a_failing_write_is_rolled_back_alone_within_its_transaction() {
         .await
         .unwrap()
         .is_none());
+    store.close().await;
+}
+
+/// A batch runs without savepoints first; a write that fails makes the writer roll the whole
+/// transaction back and run the batch again, each write in its own savepoint. The other writes of
+/// that batch — a rotation (compare-and-set), a revocation (feed numbers, cache) — must then have
+/// done exactly what they would have done alone: once, with their answers from the run that
+/// committed.
+#[tokio::test]
+async fn a_batch_with_a_failed_write_is_run_again_and_the_others_take_effect_once() {
+    let db = TempDb::new("group-rerun");
+    let store = db.open().await;
+    let g1 = grant("g1", "c1", "alice", 1_000);
+    store
+        .create_grant(
+            &g1,
+            &access("twa_0", Some(&g1), "c1", 1_000, 4_600),
+            Some(&refresh("twr_0", &g1, 1_000, 90_000)),
+        )
+        .await
+        .unwrap();
+    let doomed = access("twa_doomed", None, "c1", 1_000, 9_000);
+    let taken = access("twa_taken", None, "c1", 1_000, 9_000);
+    for t in [&doomed, &taken] {
+        store.insert_access_token(t).await.unwrap();
+    }
+    // Cached as active: the revocation below must empty the cache when its batch commits.
+    assert!(
+        !store
+            .find_access_token(&doomed.digest)
+            .await
+            .unwrap()
+            .unwrap()
+            .revoked
+    );
+    let before = store.write_stats();
+
+    // Inserts its grant, then collides on the access token: fails after having written.
+    let g2 = grant("g2", "c1", "bob", 1_000);
+    let colliding = access("twa_taken", Some(&g2), "c1", 1_000, 9_000);
+    let g2_refresh = refresh("twr_g2", &g2, 1_000, 9_000);
+    let next = successor(&g1, "1", 2_000);
+    let first = access("twa_first", None, "c1", 1_000, 9_000);
+
+    let lock = hold_write_lock(&db);
+    let rotated = std::cell::Cell::new(None);
+    let mut writes: Vec<Write<'_>> = vec![
+        Box::pin(store.insert_access_token(&first)),
+        Box::pin(async {
+            let r = store
+                .rotate_refresh_token(&d("twr_0"), &next, 2_000)
+                .await?;
+            rotated.set(Some(matches!(r, Rotation::Rotated)));
+            Ok(())
+        }),
+        Box::pin(store.revoke_access_token(&doomed.digest, 2_000)),
+        Box::pin(store.create_grant(&g2, &colliding, Some(&g2_refresh))),
+        Box::pin(async { store.revoke_grant("g1", 2_500).await.map(|_| ()) }),
+    ];
+    queue_all(&mut writes).await;
+    lock.execute_batch("COMMIT").unwrap();
+    let results = finish_all(writes).await;
+
+    assert!(
+        matches!(results[3], Err(StoreError::Conflict)),
+        "{:?}",
+        results[3]
+    );
+    for i in [0, 1, 2, 4] {
+        assert!(results[i].is_ok(), "write {i}: {:?}", results[i]);
+    }
+    let after = store.write_stats();
+    assert_eq!(after.reruns - before.reruns, 1, "one batch ran again");
+    assert_eq!(after.operations - before.operations, 5);
+
+    // The rotation: won once, its successor stored once, the old token used by it.
+    assert_eq!(rotated.get(), Some(true));
+    let old = store
+        .find_refresh_token(&d("twr_0"))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(old.used_at, Some(2_000));
+    assert_eq!(old.sealed_successor, Some(b"sealed-1".to_vec()));
+    assert!(store
+        .find_refresh_token(&d("twr_1"))
+        .await
+        .unwrap()
+        .is_some());
+    // ...and then the grant revoked behind it, in the same transaction.
+    assert!(
+        store
+            .find_access_token(&d("twa_1"))
+            .await
+            .unwrap()
+            .unwrap()
+            .revoked
+    );
+
+    // The revocation: the token is revoked (not served from the cache), and the feed holds
+    // exactly one event for it and one for the grant, numbered 1 and 2 without a gap.
+    assert!(
+        store
+            .find_access_token(&doomed.digest)
+            .await
+            .unwrap()
+            .unwrap()
+            .revoked
+    );
+    let page = store.revocation_events(0, u32::MAX).await.unwrap();
+    assert_eq!(page.head, 2);
+    let seqs: Vec<u64> = page.events.iter().map(|e| e.seq).collect();
+    assert_eq!(seqs, [1, 2]);
+    assert_eq!(page.events[0].token, Some(doomed.digest));
+    assert_eq!(page.events[1].grant_id.as_deref(), Some("g1"));
+
+    // The failed write left nothing; the issuance before it is stored.
+    let grants = store.list_grants(&GrantFilter::default()).await.unwrap();
+    assert_eq!(
+        grants
+            .iter()
+            .map(|g| g.grant_id.as_str())
+            .collect::<Vec<_>>(),
+        ["g1"]
+    );
+    assert!(store
+        .find_refresh_token(&g2_refresh.digest)
+        .await
+        .unwrap()
+        .is_none());
+    assert!(store
+        .find_access_token(&first.digest)
+        .await
+        .unwrap()
+        .is_some());
+    let still = store
+        .find_access_token(&taken.digest)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(still.record, taken);
     store.close().await;
 }
 
